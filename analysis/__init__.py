@@ -1,0 +1,1 @@
+"""Statistics of gradient samples, collection of run directories and tables (no torch)."""

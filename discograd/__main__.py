@@ -1,0 +1,3 @@
+from discograd.cli import main
+
+main()

@@ -1,0 +1,45 @@
+"""``discograd``: the Hydra app. ``main`` checks every job of the command line first
+(discograd/preflight.py), then hands over to Hydra, whose task function is ``app``."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from discograd.errors import ConfigError
+from discograd.preflight import CONF_DIR, preflight
+from discograd.run import run_job
+
+
+def fail(message: str) -> None:
+    print(f"discograd: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+def app(cfg: DictConfig) -> None:
+    hydra_cfg = HydraConfig.get()
+    summary = run_job(cfg, Path(hydra_cfg.runtime.output_dir))
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        return  # the sweep goes on; the end-of-sweep table lists failed jobs
+    if summary["error_type"] == "ConfigError":
+        fail(summary["error"])
+    if summary["status"] == "failed":
+        print(f"discograd: run failed: {summary['error']}", file=sys.stderr)
+        sys.exit(1)
+
+
+def main() -> None:
+    try:
+        preflight(sys.argv[1:])
+    except ConfigError as error:
+        fail(str(error))
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Checks every job of a command line before Hydra starts the first one.
+
+Hydra composes a sweep's jobs one at a time, so a typo in the fifth job would surface after
+four had run, as a traceback. Here the overrides (and an experiment's hydra.sweeper.params)
+are expanded the way Hydra's basic sweeper does, each job's config is composed with Hydra's
+compose API, and :func:`discograd.config.validate` runs on it. Device availability is left
+to the jobs: a sweep over device=cpu,cuda on a machine without CUDA records the cuda job as
+failed and finishes the others.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, MissingConfigException
+from omegaconf import DictConfig, OmegaConf
+
+from discograd.config import validate
+from discograd.errors import ConfigError
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+MULTIRUN_FLAGS = ("-m", "--multirun")
+
+
+def _composition_error(error: HydraException) -> ConfigError:
+    if isinstance(error, MissingConfigException) and error.missing_cfg_file and error.options is not None:
+        group, _, name = str(error.missing_cfg_file).rpartition("/")
+        return ConfigError(f"unknown {group or 'config'} {name!r}; valid: {', '.join(sorted(error.options))}")
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    # Hydra's message spreads over lines (what failed, a hint, the cause); keep the first three, before its key dump
+    kept = [line for line in lines[:3] if not line.startswith(("full_key", "object_type"))]
+    return ConfigError(" ".join(kept) or type(error).__name__)
+
+
+def _parse(overrides: list[str]) -> list:
+    try:
+        return OverridesParser.create().parse_overrides(overrides)
+    except HydraException as error:
+        raise _composition_error(error) from None
+
+
+def _compose(overrides: list[str], hydra_config: bool = False) -> DictConfig:
+    try:
+        return compose("config", overrides=overrides, return_hydra_config=hydra_config)
+    except HydraException as error:
+        raise _composition_error(error) from None
+
+
+def job_overrides(args: list[str]) -> list[list[str]] | None:
+    """The override list of every job ``discograd ARGS`` would run, or None where ARGS
+    hold flags other than -m (--cfg, --help, ...) that Hydra handles itself."""
+    multirun = any(a in MULTIRUN_FLAGS for a in args)
+    overrides = [a for a in args if a not in MULTIRUN_FLAGS]
+    if any(a.startswith("-") for a in overrides):
+        return None
+    if not multirun:
+        return [overrides]
+    fixed = [o.input_line for o in _parse(overrides) if not o.is_sweep_override()]
+    params = OmegaConf.select(_compose(fixed, hydra_config=True), "hydra.sweeper.params") or {}
+    parsed = _parse([f"{k}={v}" for k, v in params.items()] + overrides)
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def preflight(args: list[str]) -> int:
+    """Validate every job of the command line; returns how many were checked."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        jobs = job_overrides(args)
+        for overrides in jobs or []:
+            validate(_compose(overrides))
+    return len(jobs or [])

@@ -1,0 +1,103 @@
+r"""The gradient probe: N independent gradient estimates of the task's estimand on a fixed batch.
+
+The vectorized path maps ``torch.func.grad`` of the estimator's surrogate over a chunk of
+draws with ``torch.func.vmap(..., randomness="different")``, so every draw has its own noise;
+``functional_call`` swaps in the estimand's parameters. Estimators whose class says
+``vmappable = False`` (or ``vectorize=False``) go through a plain loop of autograd calls.
+Both paths draw from the same distribution (tests/test_probe.py checks it).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, grad, vmap
+from tqdm.auto import tqdm
+
+from estimators import Estimator
+from tasks import Task
+
+
+@dataclass(frozen=True)
+class Draws:
+    estimates: np.ndarray  # [N, P], the estimand's gradients flattened in estimand() order
+    evaluations: int  # evaluations of f per estimate
+    seconds_per_estimate: float
+
+
+class Surrogate(nn.Module):
+    """task + estimator as one module whose forward is the estimator's surrogate, so that
+    functional_call can substitute the estimand (named ``task.<name>``)."""
+
+    def __init__(self, task: Task, estimator: Estimator) -> None:
+        super().__init__()
+        self.task = task.parameters
+        self.estimator = estimator
+        self._task = task
+        self.evaluations = 0
+
+    def forward(self, batch: Any) -> Tensor:
+        task = self._task
+        estimate = self.estimator(task.logits(batch), partial(task.objective, batch=batch), task.family)
+        self.evaluations = estimate.evaluations  # a Python int cannot leave vmap as an output
+        return estimate.surrogate
+
+
+def flatten(grads: dict[str, Tensor], names: list[str]) -> np.ndarray:
+    """[P]: the gradients of ``names`` flattened and concatenated, in that order."""
+    return torch.cat([grads[n].reshape(-1) for n in names]).detach().cpu().numpy()
+
+
+def _vectorized(module: Surrogate, params: dict[str, Tensor], batch: Any, samples: int, chunk: int, bar: tqdm) -> list[Tensor]:
+    draw = vmap(grad(lambda p, _: functional_call(module, p, (batch,))), in_dims=(None, 0), randomness="different")
+    out = []
+    for start in range(0, samples, chunk):
+        size = min(chunk, samples - start)
+        grads = draw(params, torch.arange(size))
+        out.append(torch.cat([grads[k].reshape(size, -1) for k in params], 1))
+        bar.update(size)
+    return out
+
+
+def _loop(module: Surrogate, params: dict[str, Tensor], batch: Any, samples: int, bar: tqdm) -> list[Tensor]:
+    originals = dict(module.named_parameters())
+    leaves = [originals[k] for k in params]
+    out = []
+    for _ in range(samples):
+        grads = torch.autograd.grad(module(batch), leaves, allow_unused=True)
+        out.append(torch.cat([(torch.zeros_like(p) if g is None else g).reshape(1, -1) for p, g in zip(leaves, grads)], 1))
+        bar.update(1)
+    return out
+
+
+def draw_estimates(
+    task: Task, estimator: Estimator, batch: Any, samples: int, chunk: int = 1000, vectorize: bool = True, desc: str = "probe"
+) -> Draws:
+    """``samples`` independent estimates of the gradient of the task's estimand.
+
+    The estimator runs in eval mode (no baseline or other state is updated); the task's
+    parameters are not changed.
+    """
+    module = Surrogate(task, estimator)
+    params = {f"task.{name}": p.detach() for name, p in task.estimand().items()}
+    was_training = estimator.training
+    estimator.eval()
+    use_vmap = vectorize and type(estimator).vmappable
+    start = time.perf_counter()
+    try:
+        with tqdm(total=samples, desc=desc, leave=False, disable=None) as bar:
+            if use_vmap:
+                with torch.no_grad():  # no outer graph: torch.func.grad differentiates regardless
+                    parts = _vectorized(module, params, batch, samples, chunk, bar)
+            else:
+                parts = _loop(module, params, batch, samples, bar)
+    finally:
+        estimator.train(was_training)
+    estimates = torch.cat(parts, 0)
+    seconds = time.perf_counter() - start
+    return Draws(estimates.detach().cpu().numpy(), module.evaluations, seconds / samples)

@@ -1,0 +1,192 @@
+"""The run loop: train the task with the estimator, probe its gradients, write the run's files.
+
+Files (in the run's output directory, each written atomically after every change):
+    stats.csv     one row per probe: bias, variance, mse, snr, cosine, cost (STATS_COLUMNS)
+    train.csv     one row per logged step: step, objective, temperature, eval metrics, seconds
+    summary.json  status ok | failed | diverged, the error if any, final metrics
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+from tqdm.auto import tqdm
+
+from analysis.statistics import gradient_statistics
+from discograd.config import build_estimator, build_schedule, build_task, check_knobs
+from discograd.devices import resolve_device
+from discograd.errors import ConfigError, Diverged
+from discograd.io import write_csv, write_json
+from discograd.probe import draw_estimates, flatten
+from estimators import Estimator
+from estimators.reinforce import Reinforce
+from tasks import Task
+
+log = logging.getLogger(__name__)
+
+STATS_COLUMNS = [
+    "step", "estimator", "task", "family", "temperature", "samples",
+    "bias_norm", "bias_norm_lo", "bias_norm_hi", "relative_bias",
+    "variance", "variance_lo", "variance_hi", "mse", "snr", "cosine",
+    "evaluations", "seconds_per_estimate", "work_normalized_variance", "reference",
+    "settings", "seed", "device",
+]  # fmt: skip
+TRAIN_COLUMNS = ["step", "objective", "temperature", "seconds"]
+
+
+def probe_steps(steps: int, every: int) -> list[int]:
+    """Step 0, every ``every`` steps (0: never in between), and the last step."""
+    between = range(every, steps, every) if every > 0 else []
+    return sorted({0, steps, *between})
+
+
+def reference_gradient(task: Task, batch: Any, cfg: DictConfig) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """(reference [P], its standard errors or None, "exact" | "estimated").
+
+    Exact where the task has it (unless probe.reference=estimated); otherwise the mean of
+    probe.reference_samples draws of reinforce with the leave-one-out baseline (unbiased).
+    """
+    names = list(task.estimand())
+    exact = None if cfg.probe.reference == "estimated" else task.exact_gradient(batch)
+    if exact is not None:
+        return flatten(exact, names), None, "exact"
+    if cfg.probe.reference == "exact":
+        raise ConfigError(f"probe.reference=exact, but task {task.label()!r} has no exact gradient here; valid: auto, estimated")
+    device = next(task.parameters.parameters()).device
+    rloo = Reinforce(baseline="loo", num_samples=2).to(device)
+    draws = draw_estimates(task, rloo, batch, cfg.probe.reference_samples, cfg.probe.chunk, cfg.probe.vectorize, "reference")
+    x = draws.estimates.astype(np.float64)
+    return x.mean(0), x.std(0, ddof=1) / math.sqrt(x.shape[0]), "estimated"
+
+
+class Recorder:
+    """Holds the rows of a run and rewrites its files atomically as they grow."""
+
+    def __init__(self, output_dir: Path) -> None:
+        self.output_dir = Path(output_dir)
+        self.stats: list[dict[str, Any]] = []
+        self.train: list[dict[str, Any]] = []
+
+    def add_stats(self, row: dict[str, Any]) -> None:
+        self.stats.append(row)
+        write_csv(self.output_dir / "stats.csv", self.stats, STATS_COLUMNS)
+
+    def add_train(self, row: dict[str, Any]) -> None:
+        self.train.append(row)
+        write_csv(self.output_dir / "train.csv", self.train, TRAIN_COLUMNS)
+
+
+def probe(step: int, task: Task, estimator: Estimator, batch: Any, cfg: DictConfig, device: torch.device) -> dict[str, Any]:
+    """One stats.csv row: draw probe.samples estimates and compare them with the reference."""
+    reference, reference_se, kind = reference_gradient(task, batch, cfg)
+    draws = draw_estimates(
+        task, estimator, batch, cfg.probe.samples, cfg.probe.chunk, cfg.probe.vectorize, f"probe step {step}"
+    )
+    if not np.isfinite(draws.estimates).all():
+        raise Diverged(step, "a probe estimate")
+    stats = gradient_statistics(draws.estimates, reference, reference_se, draws.evaluations, draws.seconds_per_estimate)
+    row = {
+        "step": step, "estimator": estimator.label(), "task": task.label(),
+        "family": task.family, "temperature": estimator.temperature, "samples": cfg.probe.samples,
+        **stats, "reference": kind, "settings": estimator.extra_repr(), "seed": cfg.seed, "device": str(device),
+    }  # fmt: skip
+    log.info(
+        "probe step %d: bias_norm %.4g [%.4g, %.4g], variance %.4g [%.4g, %.4g], mse %.4g",
+        step, stats["bias_norm"], stats["bias_norm_lo"], stats["bias_norm_hi"],
+        stats["variance"], stats["variance_lo"], stats["variance_hi"], stats["mse"],
+    )  # fmt: skip
+    return row
+
+
+def train_step(step: int, task: Task, estimator: Estimator, optimizers: list[torch.optim.Optimizer]) -> float:
+    """One optimizer step on the estimator's surrogate; returns the objective estimate."""
+    batch = task.train_batch()
+    estimate = estimator(task.logits(batch), lambda z: task.objective(z, batch), task.family)
+    for optimizer in optimizers:
+        optimizer.zero_grad(set_to_none=True)
+    estimate.surrogate.backward()
+    value = estimate.value.item()
+    if not math.isfinite(value):
+        raise Diverged(step, "the objective")
+    if any(p.grad is not None and not torch.isfinite(p.grad).all() for p in task.parameters.parameters()):
+        raise Diverged(step, "a parameter gradient")
+    for optimizer in optimizers:
+        optimizer.step()
+    return value
+
+
+def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
+    """Train and probe as cfg says, writing stats.csv and train.csv; returns the final metrics.
+
+    Raises ConfigError for bad input, Diverged for NaN/inf; ``run_job`` records both.
+    """
+    check_knobs(cfg)
+    estimator, schedule = build_estimator(cfg), build_schedule(cfg)
+    device = resolve_device(cfg.device.name)
+    torch.manual_seed(cfg.seed)
+    task = build_task(cfg).to(device)
+    estimator.to(device)
+    optimizers = task.optimizers()
+    recorder, batch = Recorder(output_dir), task.probe_batch()
+    probes, start = set(probe_steps(cfg.steps, cfg.probe.every)), time.perf_counter()
+    window: list[float] = []
+    desc = f"{task.label()}/{estimator.label()}"
+    with tqdm(total=cfg.steps, desc=desc, disable=None) as bar:
+        for step in range(cfg.steps + 1):
+            if step in probes:
+                recorder.add_stats(probe(step, task, estimator, batch, cfg, device))
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                metrics = task.evaluate()
+                recorder.add_train({
+                    "step": step, "objective": float(np.mean(window)) if window else float("nan"),
+                    "temperature": estimator.temperature, **metrics, "seconds": time.perf_counter() - start,
+                })  # fmt: skip
+                window = []
+            if step == cfg.steps:
+                break
+            if estimator.temperature is not None:
+                estimator.set_temperature(schedule(step))
+            window.append(train_step(step, task, estimator, optimizers))
+            bar.update(1)
+    return {"temperature": estimator.temperature, "metrics": metrics, "final_probe": {k: recorder.stats[-1][k] for k in ("bias_norm", "variance", "mse")}}
+
+
+def _name(cfg: DictConfig, group: str) -> str | None:
+    """The label of cfg.<group>'s class, else its _target_ (never raises)."""
+    target = OmegaConf.select(cfg, f"{group}._target_")
+    try:
+        return get_class(target).label()
+    except Exception:
+        return target
+
+
+def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
+    """``run`` that never raises for a failing job: it writes summary.json with status
+    ok | failed | diverged (and the error), and returns that summary."""
+    output_dir = Path(output_dir)
+    summary: dict[str, Any] = {
+        "status": "ok", "error": None, "error_type": None,
+        "task": _name(cfg, "task"), "estimator": _name(cfg, "estimator"),
+        "temperature": OmegaConf.select(cfg, "estimator.temperature"), "seed": cfg.get("seed"), "device": OmegaConf.select(cfg, "device.name"),
+    }  # fmt: skip
+    start = time.perf_counter()
+    try:
+        summary |= run(cfg, output_dir)
+    except Diverged as error:
+        summary |= {"status": "diverged", "error": str(error), "error_type": "Diverged", "diverged_at": error.step}
+        log.warning("run diverged: %s", error)
+    except Exception as error:  # a failing job is recorded and the sweep goes on
+        summary |= {"status": "failed", "error": str(error), "error_type": type(error).__name__}
+        if not isinstance(error, ConfigError):
+            log.error("run failed:\n%s", traceback.format_exc())
+    summary["seconds"] = time.perf_counter() - start
+    write_json(output_dir / "summary.json", summary)
+    return summary

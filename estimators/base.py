@@ -1,0 +1,103 @@
+r"""The estimator contract, written once.
+
+An estimator turns logits and an objective f into a gradient estimate of
+
+.. math:: L(\phi) = \frac{1}{|B|} \sum_{b \in B} \mathbb{E}_{z \sim p(z \mid \mathrm{logits}_b(\phi))}[f(z; \phi)_b]
+
+Shapes:
+    bernoulli    logits [*B, D],    samples [S, *B, D] in {0, 1}
+    categorical  logits [*B, D, K], samples [S, *B, D, K], one-hot over K
+    f            [S, *B, ...] -> [S, *B]   (S is the leading sample axis)
+
+``forward(logits, f, family)`` returns an :class:`Estimate`: ``surrogate`` is a scalar whose
+backward gives the estimate for every parameter upstream of logits and inside f; ``value``
+is the detached estimate of L; ``evaluations`` counts the samples f was run on.
+
+Capabilities are class attributes that callers check: ``families``, ``unbiased``,
+``vmappable`` (False sends the gradient probe to its loop path) and ``name`` (set by
+``@register``). Knobs are constructor arguments; ``temperature`` is None for estimators
+without one, and the run loop changes it only through :meth:`Estimator.set_temperature`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, ClassVar
+
+from torch import Tensor, nn
+
+from estimators.families import FAMILIES, batch_shape, check_family
+
+Objective = Callable[[Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    surrogate: Tensor  # scalar; its gradient is the estimate
+    value: Tensor  # scalar, detached estimate of the objective
+    evaluations: int  # samples f was evaluated on
+
+
+def check_temperature(value: float) -> float:
+    """``value`` as a float, or a ValueError if it is not a positive number."""
+    try:
+        tau = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"temperature must be a positive number, got {value!r}") from None
+    if not tau > 0:
+        raise ValueError(f"temperature must be > 0, got {value!r}")
+    return tau
+
+
+def check_count(name: str, value: int, minimum: int) -> int:
+    """``value`` as an int, or a ValueError naming the knob if it is below ``minimum``."""
+    if isinstance(value, bool) or int(value) != value or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class Estimator(nn.Module):
+    """Base class: holds the capabilities and the shape checks shared by all estimators."""
+
+    name: ClassVar[str] = ""  # the registry name; "" for an unregistered estimator (see label())
+    families: ClassVar[frozenset[str]] = frozenset(FAMILIES)
+    unbiased: ClassVar[bool] = False
+    vmappable: ClassVar[bool] = True
+    temperature: float | None = None
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.name = cls.__dict__.get("name", "")  # a subclass is not its parent: @register names it, or nobody does
+
+    @classmethod
+    def label(cls) -> str:
+        """How runs, tables and errors name this estimator: its registry name, else its class name."""
+        return cls.name or cls.__name__
+
+    def set_temperature(self, value: float) -> None:
+        """The one setter the run loop's temperature schedule uses."""
+        if self.temperature is None:
+            raise TypeError(f"estimator {self.label()!r} has no temperature")
+        self.temperature = check_temperature(value)
+
+    def check_input(self, logits: Tensor, family: str) -> None:
+        """Reject a family this estimator does not support, and logits of the wrong rank."""
+        check_family(family)
+        if family not in self.families:
+            raise ValueError(
+                f"estimator {self.label()!r} supports {', '.join(sorted(self.families))}, not {family}"
+            )
+        batch_shape(logits, family)
+
+    @staticmethod
+    def evaluate(f: Objective, z: Tensor, logits: Tensor, family: str) -> Tensor:
+        """f(z), checked to be one value per sample and batch element: [S, *B]."""
+        values = f(z)
+        expected = z.shape[:1] + batch_shape(logits, family)
+        if values.shape != expected:
+            raise ValueError(
+                f"f must map samples {tuple(z.shape)} to values {tuple(expected)}, got {tuple(values.shape)}"
+            )
+        return values
+
+    def extra_repr(self) -> str:
+        return "" if self.temperature is None else f"temperature={self.temperature}"

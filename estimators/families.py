@@ -1,0 +1,76 @@
+r"""The two families of discrete latents and the operations every estimator needs on them.
+
+Shapes (the one convention of the package):
+    bernoulli    logits [*B, D],    samples [S, *B, D] in {0, 1}
+    categorical  logits [*B, D, K], samples [S, *B, D, K] one-hot over K
+f maps samples [S, *B, ...] to per-sample values [S, *B]; log-probabilities are summed over D.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.distributions import Bernoulli, OneHotCategorical, RelaxedBernoulli, RelaxedOneHotCategorical
+
+from estimators.sampling import gumbel_max, one_hot_argmax
+
+FAMILIES = ("bernoulli", "categorical")
+
+
+def check_family(family: str) -> None:
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; valid: {', '.join(FAMILIES)}")
+
+
+def batch_shape(logits: Tensor, family: str) -> torch.Size:
+    """*B of logits: all axes but D (bernoulli) or D, K (categorical)."""
+    event_dims = 1 if family == "bernoulli" else 2
+    if logits.dim() < event_dims:
+        raise ValueError(f"{family} logits need at least {event_dims} axes, got shape {tuple(logits.shape)}")
+    return logits.shape[: logits.dim() - event_dims]
+
+
+def sample(logits: Tensor, family: str, num_samples: int) -> Tensor:
+    """Hard samples [S, *B, D(, K)], without gradient."""
+    logits = logits.detach()
+    if family == "bernoulli":
+        return Bernoulli(logits=logits, validate_args=False).sample((num_samples,))
+    return gumbel_max(logits, (num_samples,))
+
+
+def log_prob(z: Tensor, logits: Tensor, family: str) -> Tensor:
+    """log p(z | logits) summed over D: [S, *B]."""
+    if family == "bernoulli":
+        dist = Bernoulli(logits=logits, validate_args=False)
+    else:
+        dist = OneHotCategorical(logits=logits, validate_args=False)
+    return dist.log_prob(z).sum(-1)
+
+
+def relaxed_sample(logits: Tensor, family: str, temperature: float, num_samples: int) -> Tensor:
+    """Reparameterized Concrete / Gumbel-softmax samples [S, *B, D(, K)] at ``temperature``.
+
+    bernoulli: binary Concrete, sigmoid((logits + logistic noise) / tau);
+    categorical: softmax((logits + Gumbel noise) / tau).
+    """
+    tau = torch.as_tensor(temperature, dtype=logits.dtype, device=logits.device)
+    if family == "bernoulli":
+        dist = RelaxedBernoulli(tau, logits=logits, validate_args=False)
+    else:
+        dist = RelaxedOneHotCategorical(tau, logits=logits, validate_args=False)
+    return dist.rsample((num_samples,))
+
+
+def harden(relaxed: Tensor, family: str) -> Tensor:
+    """The discrete sample a relaxed one rounds to: threshold 1/2 or argmax (no gradient)."""
+    relaxed = relaxed.detach()
+    if family == "bernoulli":
+        return (relaxed > 0.5).to(relaxed.dtype)
+    return one_hot_argmax(relaxed)
+
+
+def soft(logits: Tensor, family: str, temperature: float) -> Tensor:
+    """sigmoid(logits / tau) or softmax(logits / tau) over K: the mean of the hard sample at tau=1."""
+    if family == "bernoulli":
+        return torch.sigmoid(logits / temperature)
+    return F.softmax(logits / temperature, dim=-1)

@@ -1,0 +1,71 @@
+r"""The task contract.
+
+A task supplies the parameters phi, the logits of the discrete latents and the objective f
+of :math:`L(\phi) = \mathrm{mean}_b\, \mathbb{E}_{z \sim p(z \mid \mathrm{logits}_b)}[f(z; \phi)_b]`:
+
+- ``family`` ("bernoulli" or "categorical") and ``latent_shape`` ((D,) or (D, K));
+- ``parameters``: an nn.Module holding every trained parameter;
+- ``estimand()``: the named parameters whose gradient the probe studies (names as in
+  ``parameters.named_parameters()``);
+- ``logits(batch)`` -> [*B, D(, K)] and ``objective(z, batch)``: samples [S, *B, D(, K)]
+  -> values [S, *B];
+- ``exact_gradient(batch)``: the gradient of L for the estimand, or None where no
+  enumeration or closed form exists;
+- ``evaluate()``: the metrics a paper would report;
+- ``optimizers()``, ``train_batch()`` and ``probe_batch()`` (the fixed batch the probe uses).
+
+Construction must be cheap (check the knobs, build the modules; load data lazily): the CLI
+constructs every job's task before the first job starts, to reject bad knobs up front.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+
+class Task(ABC):
+    name: ClassVar[str] = ""
+    family: str
+    latent_shape: tuple[int, ...]
+    parameters: nn.Module
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.name = cls.__dict__.get("name", "")  # a subclass is not its parent: @register names it, or nobody does
+
+    @classmethod
+    def label(cls) -> str:
+        """How runs, tables and errors name this task: its registry name, else its class name."""
+        return cls.name or cls.__name__
+
+    def estimand(self) -> dict[str, nn.Parameter]:
+        """The parameters whose gradient is studied; by default all of them."""
+        return dict(self.parameters.named_parameters())
+
+    @abstractmethod
+    def logits(self, batch: Any) -> Tensor: ...
+
+    @abstractmethod
+    def objective(self, z: Tensor, batch: Any) -> Tensor: ...
+
+    def exact_gradient(self, batch: Any) -> dict[str, Tensor] | None:
+        return None
+
+    @abstractmethod
+    def evaluate(self) -> dict[str, float]: ...
+
+    @abstractmethod
+    def optimizers(self) -> list[torch.optim.Optimizer]: ...
+
+    def train_batch(self) -> Any:
+        return None
+
+    def probe_batch(self) -> Any:
+        return None
+
+    def to(self, device: torch.device) -> "Task":
+        self.parameters.to(device)
+        return self

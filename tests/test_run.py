@@ -1,0 +1,99 @@
+"""The run loop through Python (discograd/run.py), on configs composed from the real conf/."""
+import json
+import math
+
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+
+from discograd.errors import ConfigError
+from discograd.preflight import CONF_DIR, job_overrides
+from discograd.run import probe_steps, run, run_job
+from discograd.schedules import Constant, Exponential
+
+
+def config(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=["probe.samples=200", *overrides])
+
+
+def test_probe_steps():
+    assert probe_steps(1000, 500) == [0, 500, 1000]
+    assert probe_steps(10, 3) == [0, 3, 6, 9, 10]
+    assert probe_steps(10, 0) == [0, 10]
+    assert probe_steps(0, 5) == [0]
+
+
+def test_exponential_schedule_follows_jang_et_al():
+    schedule = Exponential(initial=1.0, minimum=0.5, rate=1e-4, interval=1000)
+    assert schedule(0) == schedule(999) == 1.0
+    assert schedule(1000) == pytest.approx(math.exp(-0.1))
+    assert schedule(2500) == pytest.approx(math.exp(-0.2))
+    assert schedule(10**6) == 0.5
+    assert Constant(0.3)(12345) == 0.3
+    with pytest.raises(ValueError, match="interval"):
+        Exponential(initial=1.0, interval=0)
+
+
+def test_run_applies_the_schedule(tmp_path):
+    cfg = config("estimator=gumbel_softmax", "schedule=exponential", "schedule.rate=0.01", "schedule.interval=10",
+                 "temperature=2.0", "steps=40", "log_every=10", "probe.every=0")  # fmt: skip
+    run(cfg, tmp_path)
+    train = pd.read_csv(tmp_path / "train.csv")
+    # the temperature logged at step s is the one used for the last update before it
+    expected = [2.0] + [max(0.5, 2.0 * math.exp(-0.01 * (s - 10))) for s in (10, 20, 30, 40)]
+    assert train["temperature"].tolist() == pytest.approx(expected)
+    stats = pd.read_csv(tmp_path / "stats.csv")
+    assert stats["step"].tolist() == [0, 40]
+    assert stats["temperature"].tolist() == pytest.approx([2.0, expected[-1]])
+
+
+def test_training_lowers_the_exact_objective(tmp_path):
+    cfg = config("estimator=reinforce", "estimator.baseline=loo", "estimator.num_samples=4",
+                 "task.target=0.1", "task.lr=0.1", "steps=200", "probe.every=0")  # fmt: skip
+    summary = run_job(cfg, tmp_path)
+    train = pd.read_csv(tmp_path / "train.csv")
+    assert summary["status"] == "ok"
+    # E f = t^2 + p (1 - 2t) is minimized by p -> 0; from p = 0.5 it is 0.41
+    assert train["exact_objective"].iloc[0] == pytest.approx(0.41, abs=1e-6)
+    assert train["exact_objective"].iloc[-1] < 0.1
+
+
+def test_estimated_reference_agrees_with_the_exact_one(tmp_path):
+    rows = []
+    for mode in ("exact", "estimated"):
+        run(config("estimator=st", "steps=0", f"probe.reference={mode}", "probe.samples=2000",
+                   "probe.reference_samples=20000", "task.dims=3"), tmp_path / mode)  # fmt: skip
+        rows.append(pd.read_csv(tmp_path / mode / "stats.csv").iloc[0])
+    exact, estimated = rows
+    assert (exact["reference"], estimated["reference"]) == ("exact", "estimated")
+    # st is biased here (E = 2(p - t) per coordinate vs sigmoid'(0)(1 - 2t)); both see it, and each
+    # interval covers the other's point estimate (95% CIs; the estimated one includes reference noise)
+    assert exact["bias_norm_lo"] > 0 and estimated["bias_norm_lo"] > 0
+    assert estimated["bias_norm_lo"] <= exact["bias_norm"] <= estimated["bias_norm_hi"]
+
+
+def test_failed_run_is_recorded(tmp_path):
+    summary = run_job(config("device=cuda") if not _has_cuda() else config("task.dims=0"), tmp_path)
+    assert summary["status"] == "failed" and summary["error_type"] == "ConfigError"
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "failed"
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_run_validates_before_work(tmp_path):
+    with pytest.raises(ConfigError, match="probe.samples must be an integer >= 2"):
+        run(config("probe.samples=1"), tmp_path)
+    assert not (tmp_path / "stats.csv").exists()
+
+
+def test_experiment_sweep_params_expand_like_hydra():
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        jobs = job_overrides(["-m", "experiment=benchmark", "temperature=0.5,1.0"])
+    assert len(jobs) == 5 * 2  # the command line overrides the preset's temperature sweep
+    assert ["estimator=reinforce", "temperature=0.5", "experiment=benchmark"] in jobs
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
