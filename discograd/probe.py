@@ -53,26 +53,25 @@ def flatten(grads: dict[str, Tensor], names: list[str]) -> np.ndarray:
     return torch.cat([grads[n].reshape(-1) for n in names]).detach().cpu().numpy()
 
 
-def _vectorized(module: Surrogate, params: dict[str, Tensor], batch: Any, samples: int, chunk: int, bar: tqdm) -> list[Tensor]:
+def _vectorized(module: Surrogate, params: dict[str, Tensor], batch: Any, out: Tensor, chunk: int, bar: tqdm) -> None:
+    """Fill out [N, P] chunk by chunk (written in place: no per-chunk copies to concatenate)."""
     draw = vmap(grad(lambda p, _: functional_call(module, p, (batch,))), in_dims=(None, 0), randomness="different")
-    out = []
-    for start in range(0, samples, chunk):
-        size = min(chunk, samples - start)
-        grads = draw(params, torch.arange(size))
-        out.append(torch.cat([grads[k].reshape(size, -1) for k in params], 1))
+    for start in range(0, out.shape[0], chunk):
+        size = min(chunk, out.shape[0] - start)
+        grads, column = draw(params, torch.arange(size)), 0
+        for key, p in params.items():
+            out[start : start + size, column : column + p.numel()] = grads[key].reshape(size, -1)
+            column += p.numel()
         bar.update(size)
-    return out
 
 
-def _loop(module: Surrogate, params: dict[str, Tensor], batch: Any, samples: int, bar: tqdm) -> list[Tensor]:
+def _loop(module: Surrogate, params: dict[str, Tensor], batch: Any, out: Tensor, bar: tqdm) -> None:
     originals = dict(module.named_parameters())
     leaves = [originals[k] for k in params]
-    out = []
-    for _ in range(samples):
+    for row in range(out.shape[0]):
         grads = torch.autograd.grad(module(batch), leaves, allow_unused=True)
-        out.append(torch.cat([(torch.zeros_like(p) if g is None else g).reshape(1, -1) for p, g in zip(leaves, grads)], 1))
+        out[row] = torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(leaves, grads)])
         bar.update(1)
-    return out
 
 
 def draw_estimates(
@@ -89,15 +88,16 @@ def draw_estimates(
     estimator.eval()
     use_vmap = vectorize and type(estimator).vmappable
     start = time.perf_counter()
+    first = next(iter(params.values()))
+    out = torch.empty(samples, sum(p.numel() for p in params.values()), dtype=first.dtype, device=first.device)
     try:
         with tqdm(total=samples, desc=desc, leave=False, disable=None) as bar:
             if use_vmap:
                 with torch.no_grad():  # no outer graph: torch.func.grad differentiates regardless
-                    parts = _vectorized(module, params, batch, samples, chunk, bar)
+                    _vectorized(module, params, batch, out, chunk, bar)
             else:
-                parts = _loop(module, params, batch, samples, bar)
+                _loop(module, params, batch, out, bar)
     finally:
         estimator.train(was_training)
-    estimates = torch.cat(parts, 0)
     seconds = time.perf_counter() - start
-    return Draws(estimates.detach().cpu().numpy(), module.evaluations, seconds / samples)
+    return Draws(out.cpu().numpy(), module.evaluations, seconds / samples)

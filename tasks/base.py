@@ -20,7 +20,7 @@ constructs every job's task before the first job starts, to reject bad knobs up 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -69,3 +69,22 @@ class Task(ABC):
     def to(self, device: torch.device) -> "Task":
         self.parameters.to(device)
         return self
+
+
+class Logits(nn.Module):
+    """Free logits of a latent shape: the parameters (and estimand) of the toy and MRF tasks."""
+
+    def __init__(self, init: Tensor) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(init)
+
+
+def initial_logits(init: float | Sequence[Any], shape: tuple[int, ...], task: str) -> Tensor:
+    """``init`` (a number, or a list that broadcasts) as float32 logits of ``shape``."""
+    value = torch.as_tensor(init, dtype=torch.float32)
+    try:
+        return value.expand(shape).clone()
+    except RuntimeError:
+        raise ValueError(
+            f"{task} init_logit of shape {tuple(value.shape)} does not broadcast to the latent shape {shape}"
+        ) from None

@@ -1,6 +1,7 @@
 """The task registry: ``@register("name")`` on a class makes it findable by name.
 
-It mirrors estimators/registry.py on purpose: tasks and estimators never import each other.
+It mirrors estimators/registry.py on purpose: tasks never import estimators (only their
+sampling primitives, estimators/sampling.py), and estimators never import tasks.
 """
 from __future__ import annotations
 

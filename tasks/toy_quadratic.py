@@ -22,20 +22,12 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from tasks.base import Task
+from tasks.base import Logits, Task, initial_logits
 from tasks.registry import register
 
 FAMILIES = ("bernoulli", "categorical")
-
-
-class Logits(nn.Module):
-    """The toy's only parameters: free logits of the latent shape."""
-
-    def __init__(self, init: Tensor) -> None:
-        super().__init__()
-        self.logits = nn.Parameter(init)
 
 
 def _target_vector(target: float | Sequence[float], classes: int) -> Tensor:
@@ -79,14 +71,7 @@ class ToyQuadratic(Task):
             self.target = torch.tensor(float(target))
         else:
             self.target = _target_vector(target, classes)
-        init = torch.as_tensor(init_logit, dtype=torch.float32)
-        try:
-            init = init.expand(self.latent_shape).clone()
-        except RuntimeError:
-            raise ValueError(
-                f"toy_quadratic init_logit of shape {tuple(init.shape)} does not broadcast to the latent shape {self.latent_shape}"
-            ) from None
-        self.parameters = Logits(init)
+        self.parameters = Logits(initial_logits(init_logit, self.latent_shape, "toy_quadratic"))
         self.lr = float(lr)
 
     def logits(self, batch: Any = None) -> Tensor:

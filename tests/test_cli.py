@@ -281,6 +281,12 @@ BAD = {
         True,
     ),
     "multirun-one-bad-value": (["-m", "estimator=st,foo"], ["'foo'", "gumbel_softmax"], True),
+    "mrf-one-class": (["task=mrf", "task.classes=1"], ["classes", ">= 2", "got 1"], True),
+    "mrf-empty-grid": (["task=mrf", "task.width=0"], ["width", ">= 1", "got 0"], True),
+    "mrf-too-large-for-exact-log-z": (
+        ["task=mrf", "task.height=12", "task.width=12"], ["2^20", "2^10", "H=12, W=12, K=2", "exact_log_z=false"], True
+    ),
+    "mrf-bad-task-value-in-a-sweep": (["-m", "task=mrf", "task.height=3,0"], ["height", "got 0"], True),
     # device availability is checked by the job itself (a sweep over cpu,cuda finishes the cpu job)
     "cuda-unavailable": (["device=cuda"], ["cuda"], False),
 }

@@ -89,8 +89,8 @@ def test_run_validates_before_work(tmp_path):
 def test_experiment_sweep_params_expand_like_hydra():
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         jobs = job_overrides(["-m", "experiment=benchmark", "temperature=0.5,1.0"])
-    assert len(jobs) == 5 * 2  # the command line overrides the preset's temperature sweep
-    assert ["estimator=reinforce", "temperature=0.5", "experiment=benchmark"] in jobs
+    assert len(jobs) == 2 * 5 * 2  # the command line overrides the preset's temperature sweep
+    assert ["task=mrf", "estimator=reinforce", "temperature=0.5", "experiment=benchmark"] in jobs
 
 
 def _has_cuda() -> bool:

@@ -1,9 +1,10 @@
-"""REINFORCE (every baseline) against the exact gradient of the toy quadratic, and broken
-variants that the same z-test must catch.
+"""REINFORCE (every baseline) against the exact gradient of the toy quadratic and of the MRF
+(both families each), and broken variants that the same z-test must catch.
 
 Test: max over coordinates of |mean - exact| / se below z_crit(P) (family-wise false alarm
 1e-4, tests/helpers.py). Targets are chosen so that gradients are not tiny
-(bernoulli t = 0.2, categorical t = (0.7, 0.2, 0.1)): with N = 20000 draws the broken
+(bernoulli t = 0.2, categorical t = (0.7, 0.2, 0.1); the MRFs start away from uniform
+and have fields and couplings of order 1): with N = 20000 draws the broken
 variants land more than 10 standard errors past the threshold (asserted below, so a drop in
 power shows up as a failure, not as a silent pass).
 """
@@ -13,13 +14,18 @@ import torch
 
 from estimators.reinforce import Reinforce
 from helpers import draw, exact, mean_z, z_crit
+from tasks.mrf import MRF
 from tasks.toy_quadratic import ToyQuadratic
 
 N = 20_000
 TASKS = {
-    "bernoulli": dict(family="bernoulli", dims=3, target=0.2, init_logit=[-1.0, 0.5, 1.5]),
-    "categorical": dict(family="categorical", dims=2, classes=3, target=[0.7, 0.2, 0.1],
-                        init_logit=[[0.5, -0.5, 0.0], [1.0, 0.0, -1.0]]),
+    "toy-bernoulli": lambda: ToyQuadratic(family="bernoulli", dims=3, target=0.2, init_logit=[-1.0, 0.5, 1.5]),
+    "toy-categorical": lambda: ToyQuadratic(family="categorical", dims=2, classes=3, target=[0.7, 0.2, 0.1],
+                                            init_logit=[[0.5, -0.5, 0.0], [1.0, 0.0, -1.0]]),
+    "mrf-bernoulli": lambda: MRF(height=2, width=3, family="bernoulli", coupling="spin_glass",
+                                 init_logit=[1.0, -1.0, 0.5, 0.0, -0.5, 1.5]),
+    "mrf-categorical": lambda: MRF(height=2, width=2, classes=3, coupling="antiferromagnetic", field_scale=1.0,
+                                   init_logit=[[1.0, 0.0, -1.0], [0.0, 1.0, 0.0], [-0.5, 0.5, 1.0], [0.0, 0.0, 0.0]]),
 }  # fmt: skip
 BASELINES = [dict(baseline="none"), dict(baseline="none", num_samples=3), dict(baseline="moving_average"),
              dict(baseline="loo", num_samples=2), dict(baseline="loo", num_samples=4)]  # fmt: skip
@@ -40,10 +46,10 @@ class BaselineNotLeftOut(Reinforce):
         return values.detach().mean(0, keepdim=True).expand_as(values)
 
 
-@pytest.mark.parametrize("family", TASKS)
+@pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("knobs", BASELINES, ids=lambda k: "-".join(map(str, k.values())))
-def test_reinforce_matches_exact_gradient(family, knobs):
-    task = ToyQuadratic(**TASKS[family])
+def test_reinforce_matches_exact_gradient(task, knobs):
+    task = TASKS[task]()
     estimator = Reinforce(**knobs)
     if knobs["baseline"] == "moving_average":
         estimator.running_mean.fill_(0.3)  # any value the baseline has reached: still unbiased
@@ -51,10 +57,10 @@ def test_reinforce_matches_exact_gradient(family, knobs):
     assert np.abs(z).max() < z_crit(z.size)
 
 
-@pytest.mark.parametrize("family", TASKS)
+@pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("broken", [SignFlipped(), BaselineNotLeftOut(baseline="loo", num_samples=2)], ids=type)
-def test_broken_reinforce_fails_the_same_test(family, broken):
-    task = ToyQuadratic(**TASKS[family])
+def test_broken_reinforce_fails_the_same_test(task, broken):
+    task = TASKS[task]()
     z = mean_z(draw(task, broken, N), exact(task))
     assert np.abs(z).max() > z_crit(z.size) + 10
 
