@@ -25,6 +25,7 @@ from typing import Callable, ClassVar
 
 from torch import Tensor, nn
 
+from discograd.registry import Named
 from estimators.families import FAMILIES, batch_shape, check_family
 
 Objective = Callable[[Tensor], Tensor]
@@ -55,23 +56,14 @@ def check_count(name: str, value: int, minimum: int) -> int:
     return int(value)
 
 
-class Estimator(nn.Module):
-    """Base class: holds the capabilities and the shape checks shared by all estimators."""
+class Estimator(Named, nn.Module):
+    """Base class: holds the capabilities and the shape checks shared by all estimators.
+    ``name`` is the registry name ("" for an unregistered estimator, see ``label()``)."""
 
-    name: ClassVar[str] = ""  # the registry name; "" for an unregistered estimator (see label())
     families: ClassVar[frozenset[str]] = frozenset(FAMILIES)
     unbiased: ClassVar[bool] = False
     vmappable: ClassVar[bool] = True
     temperature: float | None = None
-
-    def __init_subclass__(cls, **kwargs) -> None:
-        super().__init_subclass__(**kwargs)
-        cls.name = cls.__dict__.get("name", "")  # a subclass is not its parent: @register names it, or nobody does
-
-    @classmethod
-    def label(cls) -> str:
-        """How runs, tables and errors name this estimator: its registry name, else its class name."""
-        return cls.name or cls.__name__
 
     def set_temperature(self, value: float) -> None:
         """The one setter the run loop's temperature schedule uses."""

@@ -32,8 +32,11 @@ class GumbelSoftmax(Estimator):
         super().__init__()
         self.temperature = check_temperature(temperature)
 
+    def sample(self, logits: Tensor, family: str) -> Tensor:
+        """What f is evaluated on: one relaxed sample [1, *B, D(, K)]."""
+        return relaxed_sample(logits, family, self.temperature, 1)
+
     def forward(self, logits: Tensor, f: Objective, family: str) -> Estimate:
         self.check_input(logits, family)
-        y = relaxed_sample(logits, family, self.temperature, 1)  # [1, *B, D(, K)]
-        values = self.evaluate(f, y, logits, family)  # [1, *B]
+        values = self.evaluate(f, self.sample(logits, family), logits, family)  # [1, *B]
         return Estimate(values.mean(), values.detach().mean(), 1)

@@ -15,20 +15,15 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from estimators.base import Estimate, Estimator, Objective, check_temperature
-from estimators.families import harden, relaxed_sample
+from estimators.families import harden
+from estimators.gumbel_softmax import GumbelSoftmax
 from estimators.registry import register
 
 
 @register("st_gumbel_softmax")
-class StraightThroughGumbelSoftmax(Estimator):
-    def __init__(self, temperature: float = 1.0) -> None:
-        super().__init__()
-        self.temperature = check_temperature(temperature)
+class StraightThroughGumbelSoftmax(GumbelSoftmax):
+    """gumbel_softmax with the relaxed sample hardened in the forward pass."""
 
-    def forward(self, logits: Tensor, f: Objective, family: str) -> Estimate:
-        self.check_input(logits, family)
-        y = relaxed_sample(logits, family, self.temperature, 1)  # [1, *B, D(, K)]
-        z = harden(y, family) + (y - y.detach())  # exactly the hard values forward
-        values = self.evaluate(f, z, logits, family)  # [1, *B]
-        return Estimate(values.mean(), values.detach().mean(), 1)
+    def sample(self, logits: Tensor, family: str) -> Tensor:
+        y = super().sample(logits, family)  # [1, *B, D(, K)]
+        return harden(y, family) + (y - y.detach())  # exactly the hard values forward

@@ -20,26 +20,18 @@ constructs every job's task before the first job starts, to reject bad knobs up 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from discograd.registry import Named
 
-class Task(ABC):
-    name: ClassVar[str] = ""
+
+class Task(Named, ABC):
     family: str
     latent_shape: tuple[int, ...]
     parameters: nn.Module
-
-    def __init_subclass__(cls, **kwargs) -> None:
-        super().__init_subclass__(**kwargs)
-        cls.name = cls.__dict__.get("name", "")  # a subclass is not its parent: @register names it, or nobody does
-
-    @classmethod
-    def label(cls) -> str:
-        """How runs, tables and errors name this task: its registry name, else its class name."""
-        return cls.name or cls.__name__
 
     def estimand(self) -> dict[str, nn.Parameter]:
         """The parameters whose gradient is studied; by default all of them."""
