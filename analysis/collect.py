@@ -1,34 +1,79 @@
 """Collect run directories (any folder holding summary.json, found recursively) into tables.
 
-Nothing is read from folder names: every field comes from summary.json and stats.csv. A run
-that failed or diverged is kept in the runs table with its error, never dropped.
+Nothing is read from folder names: every field comes from summary.json, stats.csv,
+train.csv and the run's .hydra/overrides.yaml, each checked against analysis/schema.py on
+load. A run that failed or diverged is kept in the runs table with its error, never dropped.
 """
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
-RUN_COLUMNS = ["run", "status", "error", "task", "estimator", "temperature", "seed", "device"]
+from analysis.schema import RUN_FIELDS, TRAIN_COLUMNS, check_columns, check_stats, check_summary
+
+RUN_COLUMNS = ["run", *RUN_FIELDS, "overrides", "seconds"]
+
+
+@dataclass
+class Collection:
+    """stats: every stats.csv row; train: every train.csv row; runs: one row per run (each
+    with ``run``, its folder relative to its root); sweeps: each root's config and overrides."""
+
+    stats: pd.DataFrame
+    train: pd.DataFrame
+    runs: pd.DataFrame
+    sweeps: list[dict] = field(default_factory=list)
 
 
 def run_dirs(root: Path) -> list[Path]:
     """Every folder under (or equal to) root that holds a summary.json, sorted."""
-    root = Path(root)
-    return sorted(p.parent for p in root.rglob("summary.json"))
+    return sorted(p.parent for p in Path(root).rglob("summary.json"))
 
 
-def collect(*roots: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(stats, runs): all stats.csv rows with a ``run`` column, and one row per run."""
-    stats, runs = [], []
+def _overrides(folder: Path) -> str:
+    path = folder / ".hydra" / "overrides.yaml"
+    return " ".join(yaml.safe_load(path.read_text()) or []) if path.exists() else ""
+
+
+def _sweep(root: Path) -> dict:
+    """The sweep's config: multirun.yaml at a sweep's root, else the run's own .hydra."""
+    for path in (root / "multirun.yaml", root / ".hydra" / "config.yaml"):
+        if path.exists():
+            return {"root": str(root), "config": path.read_text(), "overrides": _overrides(root)}
+    return {"root": str(root), "config": "", "overrides": ""}
+
+
+def _label(root: Path, folder: Path, several: bool) -> str:
+    relative = folder.relative_to(root).as_posix() if folder != root else "."
+    return f"{root.name}/{relative}" if several else relative
+
+
+def collect(*roots: Path) -> Collection:
+    """All runs under ``roots``; ``run`` labels are relative to their root (prefixed by the
+    root's name when there are several roots)."""
+    stats, train, runs = [], [], []
+    roots = tuple(Path(r) for r in roots)
     for root in roots:
+        if not root.exists():
+            raise FileNotFoundError(f"no such run or sweep directory: {root}")
         for folder in run_dirs(root):
-            summary = json.loads((folder / "summary.json").read_text())
-            label = str(folder.relative_to(root)) if folder != Path(root) else folder.name
-            runs.append({"run": label, **{k: summary.get(k) for k in RUN_COLUMNS[1:]}})
+            label = _label(root, folder, len(roots) > 1)
+            summary = check_summary(json.loads((folder / "summary.json").read_text()), folder / "summary.json")
+            runs.append({"run": label, **{k: summary.get(k) for k in RUN_FIELDS},
+                         "overrides": _overrides(folder), "seconds": summary.get("seconds")})  # fmt: skip
             if (folder / "stats.csv").exists():
-                frame = pd.read_csv(folder / "stats.csv")
-                stats.append(frame.assign(run=label))
-    stats_frame = pd.concat(stats, ignore_index=True) if stats else pd.DataFrame()
-    return stats_frame, pd.DataFrame(runs, columns=RUN_COLUMNS)
+                stats.append(check_stats(pd.read_csv(folder / "stats.csv"), folder / "stats.csv").assign(run=label))
+            if (folder / "train.csv").exists():
+                frame = check_columns(pd.read_csv(folder / "train.csv"), TRAIN_COLUMNS, folder / "train.csv")
+                train.append(frame.assign(run=label, task=summary["task"], estimator=summary["estimator"],
+                                          seed=summary["seed"], run_temperature=summary["temperature"]))  # fmt: skip
+    return Collection(
+        stats=pd.concat(stats, ignore_index=True) if stats else pd.DataFrame(),
+        train=pd.concat(train, ignore_index=True) if train else pd.DataFrame(),
+        runs=pd.DataFrame(runs, columns=RUN_COLUMNS),
+        sweeps=[_sweep(root) for root in roots],
+    )

@@ -1,4 +1,5 @@
-"""Hydra callbacks: print the table of a run or a sweep when it ends."""
+"""Hydra callbacks: print the table of a run or a sweep when it ends (and, with report=true,
+write the sweep's report)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,6 +9,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from analysis.collect import collect
+from analysis.report import write_report
 from analysis.tables import format_results
 
 
@@ -15,12 +17,16 @@ class ResultsTable(Callback):
     """After a run or a multirun, print bias, variance and MSE of every job, and failures."""
 
     def _print(self, root: Path) -> None:
-        stats, runs = collect(root)
-        print(format_results(stats, runs), flush=True)
+        collection = collect(root)
+        print(format_results(collection.stats, collection.runs), flush=True)
         print(f"\nfiles: {root}", flush=True)
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._print(Path(config.hydra.runtime.output_dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        self._print(Path(config.hydra.sweep.dir))
+        root = Path(config.hydra.sweep.dir)
+        self._print(root)
+        if config.get("report"):
+            report, *_ = write_report([root])
+            print(f"report: {report}", flush=True)

@@ -2,6 +2,8 @@
 (discograd/preflight.py), then hands over to Hydra, whose task function is ``app``."""
 from __future__ import annotations
 
+import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -12,7 +14,10 @@ from omegaconf import DictConfig
 
 from discograd.errors import ConfigError
 from discograd.preflight import CONF_DIR, preflight
+from discograd.resume import finished
 from discograd.run import run_job
+
+log = logging.getLogger(__name__)
 
 
 def fail(message: str) -> None:
@@ -23,8 +28,14 @@ def fail(message: str) -> None:
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def app(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    if cfg.get("resume"):
+        done = finished(cfg, Path(hydra_cfg.sweep.dir if multirun else hydra_cfg.runtime.output_dir))
+        if done is not None:
+            log.info("resume: skipped, this config finished ok in %s", done)
+            return
     summary = run_job(cfg, Path(hydra_cfg.runtime.output_dir))
-    if hydra_cfg.mode == RunMode.MULTIRUN:
+    if multirun:
         return  # the sweep goes on; the end-of-sweep table lists failed jobs
     if summary["error_type"] == "ConfigError":
         fail(summary["error"])
@@ -33,7 +44,13 @@ def app(cfg: DictConfig) -> None:
         sys.exit(1)
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so that pending atomic writes remove their temp files."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _interrupted)
     try:
         preflight(sys.argv[1:])
     except ConfigError as error:

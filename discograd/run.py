@@ -7,6 +7,8 @@ Files (in the run's output directory, each written atomically after every change
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import time
@@ -168,12 +170,20 @@ def _name(cfg: DictConfig, group: str) -> str | None:
         return target
 
 
+def config_hash(cfg: DictConfig) -> str:
+    """sha256 of the resolved config, less the keys that do not change results (resume,
+    report, logger, hydra): what resume=true compares, never a folder name."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain = {k: v for k, v in plain.items() if k not in ("resume", "report", "logger", "hydra")}
+    return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """``run`` that never raises for a failing job: it writes summary.json with status
     ok | failed | diverged (and the error), and returns that summary."""
     output_dir = Path(output_dir)
     summary: dict[str, Any] = {
-        "status": "ok", "error": None, "error_type": None,
+        "status": "ok", "error": None, "error_type": None, "config_hash": config_hash(cfg),
         "task": _name(cfg, "task"), "estimator": _name(cfg, "estimator"),
         "temperature": OmegaConf.select(cfg, "estimator.temperature"), "seed": cfg.get("seed"), "device": OmegaConf.select(cfg, "device.name"),
     }  # fmt: skip

@@ -1,0 +1,60 @@
+r"""Aggregate probe statistics over seeds: one row per configuration and probe step.
+
+For each metric the row holds the mean over seeds and a 95% CI: with several seeds, the
+t-interval of the mean over seeds (the seed-to-seed spread includes the training
+trajectory's randomness); with one seed, the run's own CI for bias_norm and variance (the
+probe's sampling error) and none for the other metrics. For bias_norm and variance with
+several seeds the interval is widened to hold the mean of the runs' own intervals too: a
+few seeds can agree by chance (two debiased bias norms both clipped at 0, say), which
+would make the t-interval claim a precision no single probe had.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats as scipy_stats
+
+from analysis.schema import CONFIG_KEY
+
+METRICS = ["bias_norm", "relative_bias", "variance", "mse", "snr", "cosine", "work_normalized_variance", "seconds_per_estimate"]
+OWN_CI = ("bias_norm", "variance")  # metrics whose per-run CI a single seed can fall back on
+NONNEGATIVE = ("bias_norm", "relative_bias", "variance", "mse", "work_normalized_variance", "seconds_per_estimate")
+
+
+def _interval(values: pd.Series, level: float) -> tuple[float, float, float]:
+    x = values.to_numpy(dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return np.nan, np.nan, np.nan
+    mean = float(x.mean())
+    if x.size < 2:
+        return mean, np.nan, np.nan
+    half = float(scipy_stats.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+    return mean, mean - half, mean + half
+
+
+def summarize(stats: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """[configurations x steps] rows: CONFIG_KEY, step, seeds, evaluations, and for each
+    metric M: M, M_lo, M_hi."""
+    if stats.empty:
+        return pd.DataFrame()
+    keys = CONFIG_KEY + ["step"]
+    frame = stats.assign(temperature=stats["temperature"].astype(float))
+    # jobs that differ only in a knob their estimator ignores (reinforce across temperatures)
+    # measured the same thing with the same seed: count them once
+    frame = frame.drop_duplicates(subset=keys + ["seed"])
+    rows = []
+    for key, group in frame.groupby(keys, dropna=False, sort=True):
+        row = dict(zip(keys, key))
+        row["seeds"] = int(group["seed"].nunique())
+        row["evaluations"] = float(group["evaluations"].mean())
+        for metric in METRICS:
+            mean, lo, hi = _interval(group[metric], level)
+            if metric in OWN_CI:
+                own_lo, own_hi = float(group[f"{metric}_lo"].mean()), float(group[f"{metric}_hi"].mean())
+                lo, hi = (own_lo, own_hi) if len(group) == 1 else (min(lo, own_lo), max(hi, own_hi))
+            if metric in NONNEGATIVE and lo < 0:
+                lo = 0.0  # the t-interval knows no bounds; these metrics do
+            row |= {metric: mean, f"{metric}_lo": lo, f"{metric}_hi": hi}
+        rows.append(row)
+    return pd.DataFrame(rows)

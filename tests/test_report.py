@@ -1,0 +1,182 @@
+"""The report (analysis/): schema checks on load, aggregation over seeds, figures whose legends
+never cover data, and one end-to-end sweep (two seeds, a device sweep whose cuda job fails on
+this CPU-only machine) that ends by writing report.html, which headless Chromium must render
+with every figure loaded.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+from scipy import stats as scipy_stats
+
+from analysis.aggregate import summarize
+from analysis.collect import collect
+from analysis.figures import all_figures
+from analysis.report import write_report
+from analysis.schema import STATS_COLUMNS, SchemaError
+from test_cli import CUDA, discograd, job_folders
+
+FIGURES = ["variance_vs_temperature", "bias_vs_temperature", "bias_variance_plane", "work_normalized_variance",
+           "training_vs_step", "training_vs_seconds", "variance_along_training"]  # fmt: skip
+
+
+# ------------------------------------------------------------------ synthetic runs, no CLI
+
+
+def stats_row(**values) -> dict:
+    row = {c: 1.0 for c in STATS_COLUMNS}
+    row |= {"step": 0, "estimator": "st", "task": "toy_quadratic", "family": "bernoulli", "temperature": np.nan,
+            "samples": 100, "reference": "exact", "settings": "", "seed": 0, "device": "cpu", "evaluations": 1}  # fmt: skip
+    return row | values
+
+
+def write_run(folder: Path, rows: list[dict], status: str = "ok", error: str | None = None, **summary) -> None:
+    folder.mkdir(parents=True)
+    if rows:  # a run that failed before its first probe has no stats.csv
+        pd.DataFrame(rows).to_csv(folder / "stats.csv", index=False)
+    pd.DataFrame({"step": [0, 1], "objective": [1.0, 0.5], "temperature": [np.nan] * 2, "seconds": [0.0, 0.1],
+                  "exact_objective": [0.3, 0.2]}).to_csv(folder / "train.csv", index=False)  # fmt: skip
+    fields = {"status": status, "error": error, "task": "toy_quadratic", "estimator": rows[0]["estimator"] if rows else "st",
+              "temperature": None, "seed": rows[0]["seed"] if rows else 0, "device": "cpu", "config_hash": folder.name}  # fmt: skip
+    (folder / "summary.json").write_text(json.dumps(fields | summary))
+
+
+def test_seeds_aggregate_to_a_t_interval(tmp_path):
+    variances = [1.0, 1.4, 0.9, 1.3]
+    for seed, v in enumerate(variances):
+        write_run(tmp_path / f"s{seed}", [stats_row(seed=seed, variance=v)])
+    summary = summarize(collect(tmp_path).stats)
+    assert len(summary) == 1 and summary["seeds"].item() == 4
+    half = scipy_stats.t.ppf(0.975, 3) * np.std(variances, ddof=1) / 2
+    assert summary["variance"].item() == pytest.approx(np.mean(variances))
+    assert summary["variance_hi"].item() == pytest.approx(np.mean(variances) + half)
+
+
+def test_one_seed_keeps_the_probes_own_interval_and_duplicates_count_once(tmp_path):
+    # reinforce ignores temperature: two jobs at two temperatures wrote the same measurement
+    row = stats_row(estimator="reinforce", variance=2.0, variance_lo=1.5, variance_hi=2.5)
+    write_run(tmp_path / "a", [row])
+    write_run(tmp_path / "b", [row])
+    summary = summarize(collect(tmp_path).stats)
+    assert len(summary) == 1 and summary["seeds"].item() == 1
+    assert (summary["variance_lo"].item(), summary["variance_hi"].item()) == (1.5, 2.5)
+
+
+def test_a_missing_column_is_an_error_naming_the_file(tmp_path):
+    row = stats_row()
+    del row["variance"]
+    write_run(tmp_path / "broken", [row])
+    with pytest.raises(SchemaError, match=r"broken/stats.csv lacks column\(s\) variance"):
+        collect(tmp_path)
+
+
+def test_failed_runs_are_kept_with_their_error(tmp_path):
+    write_run(tmp_path / "good", [stats_row()])
+    write_run(tmp_path / "bad", [], status="failed", error="cuda is not available here")
+    runs = collect(tmp_path).runs
+    assert sorted(runs["status"]) == ["failed", "ok"]
+    assert runs.loc[runs["status"] == "failed", "error"].item() == "cuda is not available here"
+
+
+def test_legends_never_cover_data(tmp_path):
+    """Every figure's legend box lies outside every axes box."""
+    for estimator, temperature in [("gumbel_softmax", 0.1), ("gumbel_softmax", 1.0), ("st", np.nan), ("sigmoid_st", 0.5)]:
+        for task in ("toy_quadratic", "mrf"):
+            name = f"{task}-{estimator}-{temperature}"
+            write_run(tmp_path / name, [stats_row(estimator=estimator, task=task, temperature=temperature, step=s,
+                                                  variance=1 + s, bias_norm=0.1) for s in (0, 5)])  # fmt: skip
+    collection = collect(tmp_path)
+    figures = all_figures(summarize(collection.stats), collection.train)
+    assert sorted(figures) == sorted(FIGURES)
+    for name, fig in figures.items():
+        assert isinstance(fig, Figure)
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        for legend in fig.legends:
+            box = legend.get_window_extent(renderer)
+            for ax in fig.axes:
+                assert not box.overlaps(ax.get_window_extent(renderer)), name
+
+
+# ---------------------------------------------------------- one real sweep, end to end
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> tuple[Path, object]:
+    """2 estimators x 2 temperatures x 2 seeds on cpu, plus the same on cuda (failing here)."""
+    tmp = tmp_path_factory.mktemp("report")
+    root = tmp / "sweep"
+    devices = "cpu" if CUDA else "cpu,cuda"
+    args = ["-m", "estimator=reinforce,gumbel_softmax", "temperature=0.5,1.0", "seed=0,1", f"device={devices}",
+            "steps=6", "probe.every=3", "probe.samples=100", "log_every=2", "report=true", f"hydra.sweep.dir={root}"]  # fmt: skip
+    return root, discograd(args, tmp)
+
+
+def test_sweep_ends_by_writing_the_report(sweep):
+    root, result = sweep
+    assert result.rc == 0, str(result)
+    assert f"report: {root / 'report' / 'report.html'}" in result.stdout
+    for name in FIGURES:
+        for kind in ("png", "svg"):
+            assert (root / "report" / "figures" / f"{name}.{kind}").stat().st_size > 1000, (name, kind)
+    summary = pd.read_csv(root / "report" / "summary.csv")
+    assert {"bias_norm", "bias_norm_lo", "bias_norm_hi", "variance", "variance_lo", "variance_hi", "seeds"} <= set(summary.columns)
+    assert set(summary["seeds"]) == {2}  # two seeds per configuration, reinforce's temperatures counted once
+    assert sorted(summary.loc[summary["step"] == 0, "estimator"]) == ["gumbel_softmax", "gumbel_softmax", "reinforce"]
+    page = (root / "report" / "report.html").read_text()
+    assert page.count('src="data:image/png;base64,') == len(FIGURES)
+    assert "hydra" in page and "torch" in page  # the sweep's config and the environment
+    assert (root / "report" / "report.md").read_text().count("](figures/") == len(FIGURES)
+
+
+@pytest.mark.skipif(CUDA, reason="the device sweep's cuda job fails only without CUDA")
+def test_device_sweep_records_the_cuda_jobs_as_failed(sweep):
+    root, _ = sweep
+    runs = collect(root).runs
+    assert len(runs) == 16 and len(job_folders(root)) == 16
+    assert set(runs.loc[runs["device"] == "cpu", "status"]) == {"ok"}
+    failed = runs[runs["device"] == "cuda"]
+    assert set(failed["status"]) == {"failed"} and failed["error"].str.contains("cuda").all()
+    page = (root / "report" / "report.html").read_text()
+    assert "Runs that did not finish ok" in page and page.count("<td>failed</td>") == 8
+
+
+def test_report_command_and_its_errors(sweep, tmp_path):
+    root, _ = sweep
+    out = tmp_path / "again"
+    done = subprocess.run([sys.executable, "-m", "analysis.report", str(root), "--out", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"report: {out / 'report.html'}" in done.stdout
+    missing = subprocess.run([sys.executable, "-m", "analysis.report", str(tmp_path / "nope")], capture_output=True, text=True)
+    assert missing.returncode == 2 and missing.stderr.startswith("discograd-report: error: no such run or sweep directory")
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_report_renders_in_headless_chromium(sweep, tmp_path):
+    """Chromium loads a copy of report.html with a script that writes every image's
+    naturalWidth into the DOM, which --dump-dom prints."""
+    root, _ = sweep
+    page = (root / "report" / "report.html").read_text()
+    probe = ("<script>window.addEventListener('load', () => { const p = document.createElement('pre'); p.id = 'widths';"
+             " p.textContent = JSON.stringify([...document.images].map(i => i.naturalWidth)); document.body.appendChild(p); });"
+             "</script></body>")  # fmt: skip
+    copy = tmp_path / "report.html"
+    copy.write_text(page.replace("</body>", probe))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000", f"--user-data-dir={tmp_path / 'profile'}"]
+    done = subprocess.run([_chromium(), *flags, "--dump-dom", copy.as_uri()], capture_output=True, text=True, timeout=120)
+    dom = done.stdout
+    assert '<pre id="widths">' in dom, done.stderr[-2000:]
+    widths = json.loads(dom.split('<pre id="widths">')[1].split("</pre>")[0])
+    assert len(widths) == len(FIGURES) and all(w > 0 for w in widths), widths
