@@ -22,6 +22,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
+from analysis.schema import STATS_COLUMNS, TRAIN_COLUMNS
 from analysis.statistics import gradient_statistics
 from discograd.config import build_estimator, build_schedule, build_task, check_knobs
 from discograd.devices import resolve_device
@@ -34,14 +35,6 @@ from tasks import Task
 
 log = logging.getLogger(__name__)
 
-STATS_COLUMNS = [
-    "step", "estimator", "task", "family", "temperature", "samples",
-    "bias_norm", "bias_norm_lo", "bias_norm_hi", "relative_bias",
-    "variance", "variance_lo", "variance_hi", "mse", "snr", "cosine",
-    "evaluations", "seconds_per_estimate", "work_normalized_variance", "reference",
-    "settings", "seed", "device",
-]  # fmt: skip
-TRAIN_COLUMNS = ["step", "objective", "temperature", "seconds"]
 
 
 def probe_steps(steps: int, every: int) -> list[int]:
