@@ -144,6 +144,8 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
                     "step": step, "objective": float(np.mean(window)) if window else float("nan"),
                     "temperature": estimator.temperature, **metrics, "seconds": time.perf_counter() - start,
                 })  # fmt: skip
+                if bar.disable:  # no terminal: plain log lines instead of the bar
+                    log.info("step %d/%d: %s", step, cfg.steps, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
                 window = []
             if step == cfg.steps:
                 break
