@@ -11,10 +11,10 @@ def _interval(value: float, lo: float, hi: float) -> str:
 
 
 def first_probes(stats: pd.DataFrame) -> pd.DataFrame:
-    """Each run's first probe (step 0 unless the run resumed): all estimators at the same
-    parameters. Jobs that differ only in a knob their estimator ignores (temperature for
+    """Each run's first probe (step 0), one row per estimator it probed: all estimators at
+    the same parameters. Jobs that differ only in a knob their estimator ignores (temperature for
     reinforce, say) measured the same thing with the same seed; they are shown once."""
-    first = stats.loc[stats.groupby("run")["step"].idxmin()]
+    first = stats[stats["step"] == stats.groupby("run")["step"].transform("min")]  # every estimator probed there
     return first.drop_duplicates(subset=KEY + ["seed"]).sort_values(KEY, na_position="first")
 
 

@@ -6,16 +6,20 @@ and the run loop runs them again so that ``run(cfg)`` called from Python is as s
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from discograd.errors import ConfigError
 from estimators import ESTIMATORS, Estimator
 from estimators.base import check_temperature
 from estimators.families import FAMILIES
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+LOGGER_MODES = ("online", "offline", "disabled")
 
 
 def _instantiate(node: DictConfig, what: str) -> Any:
@@ -55,6 +59,20 @@ def check_knobs(cfg: DictConfig) -> None:
         raise ConfigError(f"unknown probe.reference {cfg.probe.reference!r}; valid: auto, exact, estimated")
     if task_family(cfg) not in FAMILIES:
         raise ConfigError(f"task.family must be one of {', '.join(FAMILIES)}, got {task_family(cfg)!r}")
+    check_logger(cfg)
+
+
+def check_logger(cfg: DictConfig) -> None:
+    """logger=none | wandb (conf/logger/); for wandb, its mode and tags."""
+    logger = cfg.get("logger")
+    if logger is None or logger.get("name") == "none":
+        return
+    if logger.get("name") != "wandb":
+        raise ConfigError(f"unknown logger.name {logger.get('name')!r}; valid: none, wandb")
+    if logger.mode not in LOGGER_MODES:
+        raise ConfigError(f"unknown logger.mode {logger.mode!r}; valid: {', '.join(LOGGER_MODES)}")
+    if not OmegaConf.is_list(logger.tags):
+        raise ConfigError(f"logger.tags must be a list, e.g. logger.tags=[a,b], got {logger.tags!r}")
 
 
 def _class(cfg: DictConfig, group: str) -> type:
@@ -90,6 +108,21 @@ def build_estimator(cfg: DictConfig) -> Estimator:
     return _instantiate(cfg.estimator, f"estimator {cls.label()!r}")
 
 
+def build_basket(cfg: DictConfig) -> list[Estimator]:
+    """The estimators of ``probe.estimators`` (names of conf/estimator/*.yaml, each with its
+    defaults and the run's temperature), probed beside the one that trains; [] if none."""
+    names = list(cfg.probe.get("estimators") or [])
+    valid = sorted(p.stem for p in (CONF_DIR / "estimator").glob("*.yaml"))
+    basket = []
+    for name in names:
+        if name not in valid:
+            raise ConfigError(f"unknown estimator {name!r} in probe.estimators; valid: {', '.join(valid)}")
+        plain = OmegaConf.to_container(cfg, resolve=False)
+        plain["estimator"] = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "estimator" / f"{name}.yaml"))
+        basket.append(build_estimator(OmegaConf.create(plain)))
+    return basket
+
+
 def build_schedule(cfg: DictConfig) -> Any:
     return _instantiate(cfg.schedule, "schedule")
 
@@ -102,5 +135,6 @@ def validate(cfg: DictConfig) -> None:
     """All checks that need no data and no device: knobs, estimator, schedule, task knobs."""
     check_knobs(cfg)
     build_estimator(cfg)
+    build_basket(cfg)
     build_schedule(cfg)
     build_task(cfg)

@@ -9,7 +9,6 @@ failed and finishes the others.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -17,10 +16,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 
-from discograd.config import validate
+from discograd.config import CONF_DIR, validate
 from discograd.errors import ConfigError
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 MULTIRUN_FLAGS = ("-m", "--multirun")
 
 

@@ -24,10 +24,11 @@ from tqdm.auto import tqdm
 
 from analysis.schema import STATS_COLUMNS, TRAIN_COLUMNS
 from analysis.statistics import gradient_statistics
-from discograd.config import build_estimator, build_schedule, build_task, check_knobs
+from discograd.config import build_basket, build_estimator, build_schedule, build_task, check_knobs
 from discograd.devices import resolve_device
 from discograd.errors import ConfigError, Diverged
 from discograd.io import write_csv, write_json
+from discograd.loggers import Logger, make_logger
 from discograd.probe import draw_estimates, flatten
 from estimators import Estimator
 from estimators.reinforce import Reinforce
@@ -63,42 +64,48 @@ def reference_gradient(task: Task, batch: Any, cfg: DictConfig) -> tuple[np.ndar
 
 
 class Recorder:
-    """Holds the rows of a run and rewrites its files atomically as they grow."""
+    """Holds the rows of a run, rewrites its files atomically as they grow, and hands each
+    row to the run's logger."""
 
-    def __init__(self, output_dir: Path) -> None:
-        self.output_dir = Path(output_dir)
+    def __init__(self, output_dir: Path, logger: Logger) -> None:
+        self.output_dir, self.logger = Path(output_dir), logger
         self.stats: list[dict[str, Any]] = []
         self.train: list[dict[str, Any]] = []
 
     def add_stats(self, row: dict[str, Any]) -> None:
         self.stats.append(row)
         write_csv(self.output_dir / "stats.csv", self.stats, STATS_COLUMNS)
+        self.logger.probe(row)
 
     def add_train(self, row: dict[str, Any]) -> None:
         self.train.append(row)
         write_csv(self.output_dir / "train.csv", self.train, TRAIN_COLUMNS)
+        self.logger.train(row)
 
 
-def probe(step: int, task: Task, estimator: Estimator, batch: Any, cfg: DictConfig, device: torch.device) -> dict[str, Any]:
-    """One stats.csv row: draw probe.samples estimates and compare them with the reference."""
+def probe(step: int, task: Task, estimators: list[Estimator], batch: Any, cfg: DictConfig, device: torch.device) -> list[dict[str, Any]]:
+    """stats.csv rows, one per estimator: probe.samples estimates of each, on the same batch
+    and parameters, compared with one reference."""
     reference, reference_se, kind = reference_gradient(task, batch, cfg)
-    draws = draw_estimates(
-        task, estimator, batch, cfg.probe.samples, cfg.probe.chunk, cfg.probe.vectorize, f"probe step {step}"
-    )
-    if not np.isfinite(draws.estimates).all():
-        raise Diverged(step, "a probe estimate")
-    stats = gradient_statistics(draws.estimates, reference, reference_se, draws.evaluations, draws.seconds_per_estimate)
-    row = {
-        "step": step, "estimator": estimator.label(), "task": task.label(),
-        "family": task.family, "temperature": estimator.temperature, "samples": cfg.probe.samples,
-        **stats, "reference": kind, "settings": estimator.extra_repr(), "seed": cfg.seed, "device": str(device),
-    }  # fmt: skip
-    log.info(
-        "probe step %d: bias_norm %.4g [%.4g, %.4g], variance %.4g [%.4g, %.4g], mse %.4g",
-        step, stats["bias_norm"], stats["bias_norm_lo"], stats["bias_norm_hi"],
-        stats["variance"], stats["variance_lo"], stats["variance_hi"], stats["mse"],
-    )  # fmt: skip
-    return row
+    rows = []
+    for estimator in estimators:
+        draws = draw_estimates(
+            task, estimator, batch, cfg.probe.samples, cfg.probe.chunk, cfg.probe.vectorize, f"probe step {step}"
+        )
+        if not np.isfinite(draws.estimates).all():
+            raise Diverged(step, f"a probe estimate of {estimator.label()}")
+        stats = gradient_statistics(draws.estimates, reference, reference_se, draws.evaluations, draws.seconds_per_estimate)
+        rows.append({
+            "step": step, "estimator": estimator.label(), "task": task.label(),
+            "family": task.family, "temperature": estimator.temperature, "samples": cfg.probe.samples,
+            **stats, "reference": kind, "settings": estimator.extra_repr(), "seed": cfg.seed, "device": str(device),
+        })  # fmt: skip
+        log.info(
+            "probe step %d, %s: bias_norm %.4g [%.4g, %.4g], variance %.4g [%.4g, %.4g], mse %.4g",
+            step, estimator.label(), stats["bias_norm"], stats["bias_norm_lo"], stats["bias_norm_hi"],
+            stats["variance"], stats["variance_lo"], stats["variance_hi"], stats["mse"],
+        )  # fmt: skip
+    return rows
 
 
 def train_step(step: int, task: Task, estimator: Estimator, optimizers: list[torch.optim.Optimizer]) -> float:
@@ -118,26 +125,34 @@ def train_step(step: int, task: Task, estimator: Estimator, optimizers: list[tor
     return value
 
 
-def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
-    """Train and probe as cfg says, writing stats.csv and train.csv; returns the final metrics.
+def run(cfg: DictConfig, output_dir: Path, logger: Logger | None = None) -> dict[str, Any]:
+    """Train and probe as cfg says, writing stats.csv and train.csv (and handing their rows to
+    ``logger``, if given); returns the final metrics.
 
     Raises ConfigError for bad input, Diverged for NaN/inf; ``run_job`` records both.
     """
     check_knobs(cfg)
     estimator, schedule = build_estimator(cfg), build_schedule(cfg)
+    basket = build_basket(cfg) or [estimator]  # probe.estimators, else the trained estimator
     device = resolve_device(cfg.device.name)
     torch.manual_seed(cfg.seed)
     task = build_task(cfg).to(device)
     estimator.to(device)
+    for other in basket:
+        other.to(device)
     optimizers = task.optimizers()
-    recorder, batch = Recorder(output_dir), task.probe_batch()
+    recorder, batch = Recorder(output_dir, logger or Logger()), task.probe_batch()
     probes, start = set(probe_steps(cfg.steps, cfg.probe.every)), time.perf_counter()
     window: list[float] = []
     desc = f"{task.label()}/{estimator.label()}"
     with tqdm(total=cfg.steps, desc=desc, disable=None) as bar:
         for step in range(cfg.steps + 1):
             if step in probes:
-                recorder.add_stats(probe(step, task, estimator, batch, cfg, device))
+                for other in basket:  # the basket follows the trained estimator's temperature
+                    if other.temperature is not None and estimator.temperature is not None:
+                        other.set_temperature(estimator.temperature)
+                for row in probe(step, task, basket, batch, cfg, device):
+                    recorder.add_stats(row)
             if step % cfg.log_every == 0 or step == cfg.steps:
                 metrics = task.evaluate()
                 recorder.add_train({
@@ -175,16 +190,19 @@ def config_hash(cfg: DictConfig) -> str:
 
 def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """``run`` that never raises for a failing job: it writes summary.json with status
-    ok | failed | diverged (and the error), and returns that summary."""
+    ok | failed | diverged (and the error), finishes the job's logger with it (a W&B run that
+    cannot start fails the job), and returns that summary. An interrupted job writes no
+    summary; wandb's exit hook finishes its W&B run as failed."""
     output_dir = Path(output_dir)
     summary: dict[str, Any] = {
         "status": "ok", "error": None, "error_type": None, "config_hash": config_hash(cfg),
         "task": _name(cfg, "task"), "estimator": _name(cfg, "estimator"),
         "temperature": OmegaConf.select(cfg, "estimator.temperature"), "seed": cfg.get("seed"), "device": OmegaConf.select(cfg, "device.name"),
     }  # fmt: skip
-    start = time.perf_counter()
+    start, logger = time.perf_counter(), Logger()
     try:
-        summary |= run(cfg, output_dir)
+        logger = make_logger(cfg, output_dir)
+        summary |= run(cfg, output_dir, logger)
     except Diverged as error:
         summary |= {"status": "diverged", "error": str(error), "error_type": "Diverged", "diverged_at": error.step}
         log.warning("run diverged: %s", error)
@@ -194,4 +212,5 @@ def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             log.error("run failed:\n%s", traceback.format_exc())
     summary["seconds"] = time.perf_counter() - start
     write_json(output_dir / "summary.json", summary)
+    logger.finish(summary)
     return summary
