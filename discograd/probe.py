@@ -84,6 +84,7 @@ def draw_estimates(
     """
     module = Surrogate(task, estimator)
     params = {f"task.{name}": p.detach() for name, p in task.estimand().items()}
+    chunk = min(chunk, task.probe_chunk)
     was_training = estimator.training
     estimator.eval()
     use_vmap = vectorize and type(estimator).vmappable

@@ -32,6 +32,9 @@ class Task(Named, ABC):
     family: str
     latent_shape: tuple[int, ...]
     parameters: nn.Module
+    # the most probe draws one vmapped chunk may hold on this task (the probe takes the smaller
+    # of this and probe.chunk): tasks with large activations per draw lower it to bound memory
+    probe_chunk: int = 2**30
 
     def estimand(self) -> dict[str, nn.Parameter]:
         """The parameters whose gradient is studied; by default all of them."""

@@ -28,7 +28,11 @@ def mean_z(estimates: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Per-coordinate z-scores of the sample mean of estimates [N, P] against target [P]."""
     x = np.asarray(estimates, dtype=np.float64)
     se = x.std(0, ddof=1) / np.sqrt(x.shape[0])
-    return (x.mean(0) - np.asarray(target, dtype=np.float64).reshape(-1)) / se
+    gap = x.mean(0) - np.asarray(target, dtype=np.float64).reshape(-1)
+    # a coordinate every draw agrees on (a VAE weight on an always-blank pixel) has se 0: its
+    # z is 0 if the draws equal the target to rounding, else infinite (a certain failure)
+    exact = np.abs(gap) <= 1e-6 * (1 + np.abs(x).max(0))
+    return np.divide(gap, se, out=np.where(exact, 0.0, np.inf), where=se > 0)
 
 
 def max_abs_z(estimates: np.ndarray, target: np.ndarray) -> float:
