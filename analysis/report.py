@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.wandb:
         from discograd.loggers import log_report  # wandb only when asked for
 
-        log_report(args.dirs[0].resolve().name, figures, summary, {"dirs": [str(d) for d in args.dirs]})
+        log_report(args.dirs[0].resolve().name, figures, summary, {"dirs": [str(d) for d in args.dirs]}, directory=report.parent)
     bad = failed_runs(collection)
     print(f"{len(collection.runs)} runs ({len(bad)} did not finish ok); report: {report}")
 
