@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from discograd.io import write_atomic
 from estimators.sampling import perturb_and_map
 from tasks.grid import Grid
 
@@ -92,10 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     page = render(rows(args.samples, args.seed), args.samples)
     print(page)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    partial = args.output.with_name(args.output.name + ".tmp")
-    partial.write_text(page)
-    os.replace(partial, args.output)
+    write_atomic(args.output, page)  # never a half-written page
     print(f"wrote {args.output}")
 
 

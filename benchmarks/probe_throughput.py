@@ -36,6 +36,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from analysis.statistics import gradient_statistics
+from discograd.io import write_atomic
 from discograd.probe import draw_estimates
 from estimators import ESTIMATORS, Estimator
 from tasks.toy_quadratic import ToyQuadratic
@@ -195,7 +196,7 @@ def main_table(rows: list[dict], args: argparse.Namespace) -> list[str]:
 
 
 def chunk_table(rows: list[dict], args: argparse.Namespace) -> list[str]:
-    lines = [f"| chunk | chunks per probe | est/s, median (best) |", "|---:|---:|---:|"]
+    lines = ["| chunk | chunks per probe | est/s, median (best) |", "|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['chunk']} | {-(-args.samples // r['chunk'])} | {fmt(r['vec'][0])} ({fmt(r['vec'][1])}) |")
     return lines
@@ -311,10 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     diag = None if args.skip_diagnosis else diagnosis(args)
     page = render(args, rows, chunks, diag, cold, (load_start, os.getloadavg()[0]))
     print("\n" + page)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    partial = args.output.with_name(args.output.name + ".tmp")
-    partial.write_text(page)
-    os.replace(partial, args.output)  # never a half-written page
+    write_atomic(args.output, page)  # never a half-written page
     print(f"wrote {args.output}")
 
 

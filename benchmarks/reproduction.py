@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.collect import collect
+from discograd.io import write_atomic
 
 # preset -> (estimators to train with ([]: the preset's), the paper's numbers as printed, what they are)
 PRESETS = {
@@ -118,10 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         "results are curves (Figure 5), not a table, so none is transcribed.",
         "",
     ])  # fmt: skip
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    partial = args.output.with_name(args.output.name + ".tmp")
-    partial.write_text(page)
-    os.replace(partial, args.output)
+    write_atomic(args.output, page)  # never a half-written page
     print(page)
 
 

@@ -28,6 +28,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from discograd.io import write_atomic
 from discograd.probe import draw_estimates
 from discograd.run import train_step
 from estimators import ESTIMATORS, Estimator
@@ -135,10 +136,7 @@ def main(argv: list[str] | None = None) -> None:
         lines.append(f"| {name} | {times['vec']:.2f} | {times['loop']:.2f} | {ratio:.1f}x | {'yes' if ratio >= 5 else 'NO'} |")
         print(lines[-1], flush=True)
     page = "\n".join(lines) + "\n"
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    partial = args.output.with_name(args.output.name + ".tmp")
-    partial.write_text(page)
-    os.replace(partial, args.output)
+    write_atomic(args.output, page)  # never a half-written page
     print(f"wrote {args.output}")
 
 

@@ -7,7 +7,6 @@ Every z-test runs at false-alarm rate 1e-4 (tests/helpers.py); each also runs a 
 answer (the exact gradient, or the right formula at a wrong temperature) through the same
 test and requires it to fail by a margin of 5 standard errors past the threshold.
 """
-import math
 
 import numpy as np
 import pytest

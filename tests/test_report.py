@@ -20,7 +20,6 @@ from scipy import stats as scipy_stats
 from analysis.aggregate import summarize
 from analysis.collect import collect
 from analysis.figures import all_figures
-from analysis.report import write_report
 from analysis.schema import STATS_COLUMNS, SchemaError
 from test_cli import CUDA, discograd, job_folders
 
