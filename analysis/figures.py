@@ -19,7 +19,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 # the training metric shown per task: the first of these its train.csv has
-TRAIN_METRICS = ("exact_objective", "kl", "test_neg_elbo", "objective")
+TRAIN_METRICS = ("exact_objective", "kl", "train_neg_elbo", "objective")
 
 
 def palette(estimators: list[str]) -> dict[str, tuple]:
