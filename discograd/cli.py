@@ -1,5 +1,6 @@
 """``discograd``: the Hydra app. ``main`` checks every job of the command line first
-(discograd/preflight.py), then hands over to Hydra, whose task function is ``app``."""
+(discograd/preflight.py), then hands over to Hydra, whose task function is ``app``.
+``discograd check TARGET`` runs the conformance kit instead (discograd/conformance.py)."""
 from __future__ import annotations
 
 import logging
@@ -12,6 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from discograd import conformance
 from discograd.errors import ConfigError
 from discograd.preflight import CONF_DIR, preflight
 from discograd.resume import finished
@@ -50,6 +52,8 @@ def _interrupted(signum: int, frame: object) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["check"]:  # the conformance kit, not a run (discograd/conformance.py)
+        sys.exit(conformance.main(sys.argv[2:]))
     signal.signal(signal.SIGTERM, _interrupted)
     try:
         preflight(sys.argv[1:])
