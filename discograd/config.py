@@ -55,6 +55,8 @@ def check_knobs(cfg: DictConfig) -> None:
     _count(cfg, "probe.chunk", 1)
     _count(cfg, "probe.every", 0)
     _count(cfg, "probe.reference_samples", 2)
+    if cfg.get("budget") is not None:
+        _count(cfg, "budget", 1)
     if cfg.probe.reference not in ("auto", "exact", "estimated"):
         raise ConfigError(f"unknown probe.reference {cfg.probe.reference!r}; valid: auto, exact, estimated")
     if task_family(cfg) not in FAMILIES:

@@ -87,7 +87,7 @@ def draw_estimates(
     chunk = min(chunk, task.probe_chunk)
     was_training = estimator.training
     estimator.eval()
-    use_vmap = vectorize and type(estimator).vmappable
+    use_vmap = vectorize and estimator.vmappable
     start = time.perf_counter()
     first = next(iter(params.values()))
     out = torch.empty(samples, sum(p.numel() for p in params.values()), dtype=first.dtype, device=first.device)

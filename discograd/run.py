@@ -31,6 +31,7 @@ from discograd.io import write_csv, write_json
 from discograd.loggers import Logger, make_logger
 from discograd.probe import draw_estimates, flatten
 from estimators import Estimator
+from estimators.budget import Budgeted
 from estimators.reinforce import Reinforce
 from tasks import Task
 
@@ -134,6 +135,9 @@ def run(cfg: DictConfig, output_dir: Path, logger: Logger | None = None) -> dict
     check_knobs(cfg)
     estimator, schedule = build_estimator(cfg), build_schedule(cfg)
     basket = build_basket(cfg) or [estimator]  # probe.estimators, else the trained estimator
+    if cfg.get("budget"):  # every estimator spends the same evaluations of f per estimate
+        estimator = Budgeted(estimator, cfg.budget)
+        basket = [Budgeted(other, cfg.budget) for other in basket]
     device = resolve_device(cfg.device.name)
     torch.manual_seed(cfg.seed)
     task = build_task(cfg).to(device)
