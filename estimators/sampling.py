@@ -6,8 +6,9 @@ input's maximum on the host; so categorical sampling is written here with the Gu
 trick and a scatter, which vmap batches with different randomness per draw.
 
 Beyond single draws: Gumbel-top-k (ordered samples without replacement [3]) and
-Perturb-and-MAP (a MAP solver on Gumbel-perturbed unary potentials [4]), which no library
-offers.
+Perturb-and-MAP (a MAP solver on Gumbel-perturbed unary potentials [4]), and Gumbel or
+logistic noise conditioned on the hard sample it produces (REBAR, RELAX, Gumbel-Rao [5, 6]),
+which no library offers.
 
 References:
     [1] E. J. Gumbel (1954). Statistical theory of extreme values and some practical
@@ -17,12 +18,17 @@ References:
         the Gumbel-top-k trick for sampling sequences without replacement.
     [4] G. Papandreou, A. Yuille (2011). Perturb-and-MAP random fields: using discrete
         optimization to learn and sample from energy models.
+    [5] G. Tucker, A. Mnih, C. J. Maddison, D. Lawson, J. Sohl-Dickstein (2017). REBAR:
+        low-variance, unbiased gradient estimates for discrete latent variable models.
+    [6] M. B. Paulus, C. J. Maddison, A. Krause (2021). Rao-Blackwellizing the
+        straight-through Gumbel-softmax gradient estimator.
 """
 from __future__ import annotations
 
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -108,3 +114,72 @@ def perturb_and_map(unary: Tensor, solve_map: Callable[[Tensor], Tensor], sample
     """
     shape = torch.Size(sample_shape) + unary.shape
     return solve_map(unary + gumbel_noise(shape, unary))
+
+
+def _conditioning_uniforms(sample: Tensor, like: Tensor, u: Tensor | None) -> Tensor:
+    """``u`` (fresh U(0, 1) draws of ``sample``'s shape if None), clamped into [tiny, 1 - eps]."""
+    info = torch.finfo(like.dtype)
+    if u is None:
+        u = torch.rand(sample.shape, dtype=like.dtype, device=like.device)
+    return u.clamp(info.tiny, 1.0 - info.eps)
+
+
+def conditional_gumbel(logits: Tensor, sample: Tensor, u: Tensor | None = None) -> Tensor:
+    r"""Gumbel-perturbed logits :math:`\tilde z = \ell + g`, g i.i.d. Gumbel(0, 1), conditioned
+    on :math:`\arg\max_k \tilde z_k` being the one-hot ``sample`` b:
+
+    .. math::
+        \tilde z_b = -\log(-\log u_b) + \log \textstyle\sum_k e^{\ell_k}, \qquad
+        \tilde z_k = -\log\big(e^{-\tilde z_b} - e^{-\ell_k} \log u_k\big) \quad (k \ne b),
+
+    u i.i.d. U(0, 1): the maximum of the race is Gumbel(logsumexp l), independent of which
+    class wins [5, 6], and each loser is Gumbel(l_k) truncated below the maximum (its inverse
+    CDF). If b is itself a Gumbel-max sample of the same logits, z~ is distributed as the
+    unconditional l + g (tests/test_estimators_relaxation.py checks it).
+
+    Differentiable in the logits, as REBAR and RELAX need (the reparameterization of z~ given
+    b); pass detached logits for noise held fixed (Gumbel-Rao).
+
+    Args:
+        logits: [*B, K] unnormalized log-probabilities.
+        sample: [*S, *B, K] one-hot samples to condition on.
+        u: optional uniforms of ``sample``'s shape (injected noise); fresh draws if None.
+
+    Returns:
+        [*S, *B, K] perturbed logits whose argmax is ``sample``.
+    """
+    u = _conditioning_uniforms(sample, logits, u)
+    top = gumbel_from_uniform(u) + torch.logsumexp(logits, -1, keepdim=True)  # [*S, *B, K]
+    top = (top * sample).sum(-1, keepdim=True)  # the winner's value, [*S, *B, 1]
+    # -log(e^{-top} + e^{-l_k} (-log u_k)), written as a logaddexp so that nothing overflows
+    losers = -torch.logaddexp(-top, torch.log(-torch.log(u)) - logits)
+    return torch.where(sample > 0.5, top, losers)
+
+
+def conditional_logistic(logits: Tensor, sample: Tensor, u: Tensor | None = None) -> Tensor:
+    r"""Logistic-perturbed logits :math:`\tilde z = \theta + \log\frac{u'}{1-u'}`, conditioned on
+    :math:`1[\tilde z > 0]` being the binary ``sample`` b, i.e. Logistic(theta, 1) truncated to
+    the side of 0 that b says; with p = sigmoid(theta), u' = (1 - p) + v p for b = 1 and
+    u' = v (1 - p) for b = 0 [5], which simplifies to
+
+    .. math::
+        \tilde z = \mathrm{softplus}(\theta + \log v) - \log(1 - v) \quad (b = 1), \qquad
+        \tilde z = \log v - \mathrm{softplus}(\log(1 - v) - \theta) \quad (b = 0),
+
+    v ~ U(0, 1); finite for every v and every theta. If b is itself a sample of
+    Bernoulli(sigmoid(theta)), z~ is distributed as the unconditional theta + logistic noise.
+    Differentiable in the logits (REBAR, RELAX); pass detached logits for fixed noise.
+
+    Args:
+        logits: [*B, D] log-odds.
+        sample: [*S, *B, D] values in {0, 1} to condition on.
+        u: optional uniforms v of ``sample``'s shape (injected noise); fresh draws if None.
+
+    Returns:
+        [*S, *B, D] perturbed logits, > 0 where b = 1 and < 0 where b = 0.
+    """
+    v = _conditioning_uniforms(sample, logits, u)
+    log_v, log_1mv = torch.log(v), torch.log1p(-v)
+    one = F.softplus(logits + log_v) - log_1mv
+    zero = log_v - F.softplus(log_1mv - logits)
+    return torch.where(sample > 0.5, one, zero)
