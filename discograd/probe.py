@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -43,7 +42,8 @@ class Surrogate(nn.Module):
 
     def forward(self, batch: Any) -> Tensor:
         task = self._task
-        estimate = self.estimator(task.logits(batch), partial(task.objective, batch=batch), task.family)
+        logits = task.logits(batch)
+        estimate = self.estimator(logits, task.bind(batch, logits), task.family)
         self.evaluations = estimate.evaluations  # a Python int cannot leave vmap as an output
         return estimate.surrogate
 

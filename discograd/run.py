@@ -112,7 +112,8 @@ def probe(step: int, task: Task, estimators: list[Estimator], batch: Any, cfg: D
 def train_step(step: int, task: Task, estimator: Estimator, optimizers: list[torch.optim.Optimizer]) -> float:
     """One optimizer step on the estimator's surrogate; returns the objective estimate."""
     batch = task.train_batch()
-    estimate = estimator(task.logits(batch), lambda z: task.objective(z, batch), task.family)
+    logits = task.logits(batch)
+    estimate = estimator(logits, task.bind(batch, logits), task.family)
     for optimizer in optimizers:
         optimizer.zero_grad(set_to_none=True)
     estimate.surrogate.backward()

@@ -20,7 +20,8 @@ constructs every job's task before the first job starts, to reject bad knobs up 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Sequence
+from functools import partial
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -45,6 +46,12 @@ class Task(Named, ABC):
 
     @abstractmethod
     def objective(self, z: Tensor, batch: Any) -> Tensor: ...
+
+    def bind(self, batch: Any, logits: Tensor) -> Callable[[Tensor], Tensor]:
+        """f for one batch, given the logits the estimator was handed: what the run loop and
+        the probe pass to estimators. A task whose f needs the logits (a VAE's log q(z|x))
+        overrides this to reuse them instead of running its encoder a second time."""
+        return partial(self.objective, batch=batch)
 
     def exact_gradient(self, batch: Any) -> dict[str, Tensor] | None:
         return None

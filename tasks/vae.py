@@ -27,7 +27,8 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 from collections import deque
-from typing import Any, Iterator
+from functools import partial
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -155,12 +156,17 @@ class VAE(Task):
     def log_prior(self, z: Tensor) -> Tensor:
         """log p(z) for z [S, B, D(, K)] (binary or one-hot, relaxed too) -> [S, B]."""
 
-    def objective(self, z: Tensor, batch: Tensor, kl: str | None = None) -> Tensor:
-        """f(z; x) per sample and data point: [S, B] (module docstring)."""
-        logits = self.logits(batch)
+    def objective(self, z: Tensor, batch: Tensor, kl: str | None = None, logits: Tensor | None = None) -> Tensor:
+        """f(z; x) per sample and data point: [S, B] (module docstring); ``logits``: the
+        encoder's output for ``batch`` if already computed (see ``bind``)."""
+        logits = self.logits(batch) if logits is None else logits
         if (kl or self.kl) == "analytic":  # only for subclasses whose kl_modes include it (they define kl_analytic)
             return -self.log_likelihood(z, batch) + self.kl_analytic(logits)
         return -self.log_likelihood(z, batch) - self.log_prior(z) + log_prob(z, logits, self.family)
+
+    def bind(self, batch: Tensor, logits: Tensor) -> Callable[[Tensor], Tensor]:
+        """f with the estimator's own logits: the encoder runs once per estimate, not twice."""
+        return partial(self.objective, batch=batch, logits=logits)
 
     # ---- exact gradient by enumeration ------------------------------------------------------
 
