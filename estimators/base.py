@@ -63,6 +63,7 @@ class Estimator(Named, nn.Module):
     families: ClassVar[frozenset[str]] = frozenset(FAMILIES)
     unbiased: ClassVar[bool] = False
     vmappable: ClassVar[bool] = True
+    relaxed_value: ClassVar[bool] = False  # True: ``value`` is f at a relaxed sample, not at hard samples
     temperature: float | None = None
 
     def set_temperature(self, value: float) -> None:

@@ -28,6 +28,7 @@ from estimators.registry import register
 
 @register("gumbel_softmax")
 class GumbelSoftmax(Estimator):
+    relaxed_value = True
     def __init__(self, temperature: float = 1.0) -> None:
         super().__init__()
         self.temperature = check_temperature(temperature)

@@ -24,6 +24,8 @@ from estimators.registry import register
 class StraightThroughGumbelSoftmax(GumbelSoftmax):
     """gumbel_softmax with the relaxed sample hardened in the forward pass."""
 
+    relaxed_value = False  # f sees the hard sample only
+
     def sample(self, logits: Tensor, family: str) -> Tensor:
         y = super().sample(logits, family)  # [1, *B, D(, K)]
         return harden(y, family) + (y - y.detach())  # exactly the hard values forward

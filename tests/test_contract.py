@@ -43,6 +43,27 @@ def test_estimate_has_the_promised_shapes_and_gradients(name, family, dtype):
 
 
 @pytest.mark.parametrize("name,family", CASES)
+def test_value_is_f_at_hard_samples(name, family):
+    """f(z) = sum z (1 - z) is 0 on every binary or one-hot z and positive on relaxed ones: the
+    value is 0 unless the class declares relaxed_value (gumbel_softmax)."""
+    torch.manual_seed(0)
+    estimate = build(name)(torch.randn(LOGIT_SHAPES[family]), lambda z: (z * (1 - z)).flatten(2).sum(-1), family)
+    assert (estimate.value.item() > 0) == ESTIMATORS[name].relaxed_value
+
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA here"))]
+
+
+@pytest.mark.parametrize("name,family", CASES)
+@pytest.mark.parametrize("device", DEVICES)
+def test_estimate_stays_on_the_logits_device(name, family, device):
+    logits = torch.randn(LOGIT_SHAPES[family], device=device, requires_grad=True)
+    estimate = build(name).to(device)(logits, lambda z: (z * z).flatten(2).sum(-1), family)
+    estimate.surrogate.backward()
+    assert estimate.value.device.type == device and logits.grad.device.type == device
+
+
+@pytest.mark.parametrize("name,family", CASES)
 def test_unbatched_logits(name, family):
     logits = torch.zeros(LOGIT_SHAPES[family][1:], requires_grad=True)
     estimate = build(name)(logits, lambda z: z.flatten(1).sum(-1), family)
