@@ -19,6 +19,8 @@ Tests (false-alarm policy of tests/helpers.py: family-wise 1e-4, Bonferroni, fix
 import numpy as np
 import pytest
 import torch
+from helpers import ALPHA, draw, exact, mean_z, z_crit
+from test_unbiased import TASKS  # the tasks every unbiased estimator is z-tested on
 
 from analysis.statistics import variance_statistics
 from discograd.probe import draw_estimates
@@ -26,20 +28,10 @@ from estimators.arm import ARM
 from estimators.disarm import DisARM
 from estimators.exact import MAX_CONFIGURATIONS, Exact
 from estimators.muprop import MuProp
-from helpers import ALPHA, draw, exact, mean_z, z_crit
 from tasks.mrf import MRF
 from tasks.toy_quadratic import ToyQuadratic
 
 N = 20_000
-TASKS = {
-    "toy-bernoulli": lambda: ToyQuadratic(family="bernoulli", dims=3, target=0.2, init_logit=[-1.0, 0.5, 1.5]),
-    "toy-categorical": lambda: ToyQuadratic(family="categorical", dims=2, classes=3, target=[0.7, 0.2, 0.1],
-                                            init_logit=[[0.5, -0.5, 0.0], [1.0, 0.0, -1.0]]),
-    "mrf-bernoulli": lambda: MRF(height=2, width=3, family="bernoulli", coupling="spin_glass",
-                                 init_logit=[1.0, -1.0, 0.5, 0.0, -0.5, 1.5]),
-    "mrf-categorical": lambda: MRF(height=2, width=2, classes=3, coupling="antiferromagnetic", field_scale=1.0,
-                                   init_logit=[[1.0, 0.0, -1.0], [0.0, 1.0, 0.0], [-0.5, 0.5, 1.0], [0.0, 0.0, 0.0]]),
-}  # fmt: skip
 BERNOULLI = [t for t in TASKS if t.endswith("bernoulli")]
 
 

@@ -16,7 +16,9 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from helpers import ALPHA, draw, exact, mean_z, z_crit
 from scipy import stats
+from test_unbiased import TASKS  # the tasks every unbiased estimator is z-tested on
 
 from analysis.statistics import variance_statistics
 from estimators.families import sample
@@ -25,25 +27,18 @@ from estimators.rebar import Rebar, perturb
 from estimators.reinmax import ReinMax
 from estimators.relax import Relax
 from estimators.sampling import (
-    conditional_gumbel, conditional_logistic, gumbel_noise, logistic_noise, one_hot_argmax, plackett_luce_log_prob,
+    conditional_gumbel,
+    conditional_logistic,
+    gumbel_noise,
+    logistic_noise,
+    one_hot_argmax,
+    plackett_luce_log_prob,
 )  # fmt: skip
 from estimators.st_gumbel_softmax import StraightThroughGumbelSoftmax
 from estimators.unordered_set import UnorderedSet, set_log_probs
-from helpers import ALPHA, draw, exact, mean_z, z_crit
-from tasks.mrf import MRF
-from tasks.toy_quadratic import ToyQuadratic
 
 N = 10_000
 N_NOISE = 100_000
-TASKS = {
-    "toy-bernoulli": lambda: ToyQuadratic(family="bernoulli", dims=3, target=0.2, init_logit=[-1.0, 0.5, 1.5]),
-    "toy-categorical": lambda: ToyQuadratic(family="categorical", dims=2, classes=3, target=[0.7, 0.2, 0.1],
-                                            init_logit=[[0.5, -0.5, 0.0], [1.0, 0.0, -1.0]]),
-    "mrf-bernoulli": lambda: MRF(height=2, width=3, family="bernoulli", coupling="spin_glass",
-                                 init_logit=[1.0, -1.0, 0.5, 0.0, -0.5, 1.5]),
-    "mrf-categorical": lambda: MRF(height=2, width=2, classes=3, coupling="antiferromagnetic", field_scale=1.0,
-                                   init_logit=[[1.0, 0.0, -1.0], [0.0, 1.0, 0.0], [-0.5, 0.5, 1.0], [0.0, 0.0, 0.0]]),
-}  # fmt: skip
 CATEGORICAL = [t for t in TASKS if t.endswith("categorical")]
 
 
