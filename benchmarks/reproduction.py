@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
         "**Fashion-MNIST** (MNIST cannot be downloaded on this machine; Debian ships Fashion-MNIST), "
         f"with the test bounds on the first {args.points} test points and k = {args.iwae} (the papers: "
         "all 10,000 and k = 1000 or 5000). Our numbers are therefore not comparable in level with the "
-        "papers' (another data set, 50 to 500 times fewer steps); what they show is that every preset "
+        f"papers' (another data set, {100_000 // args.steps} to {1_000_000 // args.steps} times fewer steps); what they show is that every preset "
         "runs end to end and that training lowers the bound. Run a preset at its full budget on MNIST "
         "with `discograd experiment=NAME` (MNIST is downloaded with checksums on first use).",
         "",
