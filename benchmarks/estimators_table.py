@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import inspect
 import re
 import shlex
 import sys
@@ -28,16 +27,12 @@ import torch
 from analysis.statistics import gradient_statistics
 from discograd.io import write_atomic
 from discograd.probe import draw_estimates
-from estimators import ESTIMATORS, Estimator
+from estimators import ESTIMATORS
+from estimators.registry import create
 from tasks.mrf import MRF
 from tasks.toy_quadratic import ToyQuadratic
 
 TASKS = {"toy_quadratic": ToyQuadratic, "mrf": MRF}
-
-
-def build(name: str, temperature: float) -> Estimator:
-    cls = ESTIMATORS[name]
-    return cls(temperature=temperature) if "temperature" in inspect.signature(cls).parameters else cls()
 
 
 def paper(cls: type) -> str:
@@ -49,7 +44,7 @@ def paper(cls: type) -> str:
 
 
 def measure(name: str, task_name: str, samples: int, temperature: float) -> str:
-    estimator = build(name, temperature)
+    estimator = create(name, temperature)
     task = TASKS[task_name]()
     note = ""
     if task.family not in estimator.families:  # the same task in the family the estimator has (K = 2)
@@ -68,7 +63,7 @@ def measure(name: str, task_name: str, samples: int, temperature: float) -> str:
 
 def evaluations(name: str, temperature: float) -> int:
     task = ToyQuadratic()
-    estimator = build(name, temperature)
+    estimator = create(name, temperature)
     family = task.family if task.family in estimator.families else sorted(estimator.families)[0]
     logits = torch.zeros((2, 3) if family == "bernoulli" else (2, 3, 4))
     return estimator(logits, lambda z: z.flatten(2).sum(-1), family).evaluations
@@ -91,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         "|---|---|---|---:|---:|---|---|---|",
     ]
     for name in sorted(ESTIMATORS):
-        cls, estimator = ESTIMATORS[name], build(name, args.temperature)
+        cls, estimator = ESTIMATORS[name], create(name, args.temperature)
         learned = sum(p.numel() for p in estimator.parameters())
         cells = [name, ", ".join(sorted(cls.families)), "yes" if cls.unbiased else "no", str(evaluations(name, args.temperature)),
                  str(learned), paper(cls)] + [measure(name, t, args.samples, args.temperature) for t in TASKS]  # fmt: skip

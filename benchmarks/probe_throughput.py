@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import inspect
 import os
 import platform
 import shlex
@@ -39,18 +38,12 @@ from analysis.statistics import gradient_statistics
 from discograd.io import write_atomic
 from discograd.probe import draw_estimates
 from estimators import ESTIMATORS, Estimator
+from estimators.registry import create
 from tasks.toy_quadratic import ToyQuadratic
 
 TEMPERATURE = 0.5
 GOAL = 1e6  # estimates per second for gumbel_softmax at D=200 on 2 cores (the project's goal)
 TARGET_RATIO = 20.0  # vectorized over loop
-
-
-def make_estimator(name: str) -> Estimator:
-    """The registered estimator ``name``, at TEMPERATURE if it takes one."""
-    cls = ESTIMATORS[name]
-    takes_temperature = "temperature" in inspect.signature(cls).parameters
-    return cls(temperature=TEMPERATURE) if takes_temperature else cls()
 
 
 def make_task(family: str, dims: int, classes: int) -> ToyQuadratic:
@@ -88,7 +81,7 @@ def throughput_rows(args: argparse.Namespace, family: str) -> list[dict]:
     """One row per estimator that supports ``family``: vectorized and loop throughput."""
     task, rows = make_task(family, args.dims, args.classes), []
     for name in ESTIMATORS:
-        estimator = make_estimator(name)
+        estimator = create(name, TEMPERATURE)
         if family not in estimator.families:
             continue
         times = timed(
@@ -106,7 +99,7 @@ def throughput_rows(args: argparse.Namespace, family: str) -> list[dict]:
 
 def chunk_rows(args: argparse.Namespace) -> list[dict]:
     """gumbel_softmax (bernoulli) throughput at each chunk size of ``--chunk-sweep``."""
-    task, estimator = make_task("bernoulli", args.dims, args.classes), make_estimator("gumbel_softmax")
+    task, estimator = make_task("bernoulli", args.dims, args.classes), create("gumbel_softmax", TEMPERATURE)
     calls = {chunk: probe_call(task, estimator, args.samples, chunk, True) for chunk in args.chunk_sweep}
     times = timed(calls, args.repeats)
     return [{"chunk": chunk, "vec": rates(args.samples, times[chunk])} for chunk in args.chunk_sweep]
@@ -139,7 +132,7 @@ def diagnosis(args: argparse.Namespace) -> dict:
     """Where the vectorized gumbel_softmax probe (bernoulli, D=--dims) spends its time."""
     n, dims = args.samples, args.dims
     task, tiny = make_task("bernoulli", dims, args.classes), make_task("bernoulli", 1, args.classes)
-    real = make_estimator("gumbel_softmax")
+    real = create("gumbel_softmax", TEMPERATURE)
     draws = draw_estimates(task, real, None, n, args.chunk).estimates
     calls = {
         "probe (real draw_estimates)": probe_call(task, real, n, args.chunk, True),
@@ -157,7 +150,7 @@ def diagnosis(args: argparse.Namespace) -> dict:
 def cold_start(args: argparse.Namespace) -> float:
     """Seconds of the first vectorized call in this process (torch.func's one-time set-up)."""
     task = make_task("bernoulli", args.dims, args.classes)
-    return seconds(probe_call(task, make_estimator("gumbel_softmax"), args.samples, args.chunk, True))
+    return seconds(probe_call(task, create("gumbel_softmax", TEMPERATURE), args.samples, args.chunk, True))
 
 
 # ---- the page --------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import inspect
 import os
 import shlex
 import statistics
@@ -32,17 +31,12 @@ import torch.nn.functional as F
 from discograd.io import write_atomic
 from discograd.probe import draw_estimates
 from discograd.run import train_step
-from estimators import ESTIMATORS, Estimator
+from estimators.registry import create
 from tasks.binary_vae import BinaryVAE
 
 TEMPERATURE = 0.5
 HAND_WRITTEN = ("reinforce", "st", "sigmoid_st", "gumbel_softmax", "st_gumbel_softmax")  # written inline below
 DATA = {"name": "fashion_mnist", "binarize": "dynamic", "root": None, "download": False}
-
-
-def make_estimator(name: str) -> Estimator:
-    cls = ESTIMATORS[name]
-    return cls(temperature=TEMPERATURE) if "temperature" in inspect.signature(cls).parameters else cls()
 
 
 def hand_written_step(task: BinaryVAE, name: str, batches: list[torch.Tensor], optimizers: list) -> Callable[[], None]:
@@ -117,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in HAND_WRITTEN:
         ours, theirs = BinaryVAE(DATA, encoder="nonlinear"), BinaryVAE(DATA, encoder="nonlinear")
         theirs.parameters.load_state_dict(ours.parameters.state_dict())
-        estimator, our_optimizers = make_estimator(name), ours.optimizers()
+        estimator, our_optimizers = create(name, TEMPERATURE), ours.optimizers()
         grey = theirs.splits["train"].images
         batches = [grey[i * theirs.batch_size : (i + 1) * theirs.batch_size] for i in range(args.inner)]
         our_step = lambda: train_step(0, ours, estimator, our_optimizers)  # noqa: E731
@@ -130,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     task = BinaryVAE(DATA, encoder="nonlinear")
     batch = task.probe_batch()
     for name in HAND_WRITTEN:
-        estimator = make_estimator(name)
+        estimator = create(name, TEMPERATURE)
         times = timed({
             "vec": lambda: draw_estimates(task, estimator, batch, args.probe_samples, 1000, True),
             "loop": lambda: draw_estimates(task, estimator, batch, args.probe_samples, 1000, False),
