@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from functools import partial
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -71,6 +71,19 @@ class Task(Named, ABC):
     def to(self, device: torch.device) -> "Task":
         self.parameters.to(device)
         return self
+
+
+FUSED_ADAM_DEVICES = ("cpu", "cuda")
+
+
+def adam(params: Iterable[nn.Parameter], lr: float) -> torch.optim.Adam:
+    """torch.optim.Adam at ``lr``, with PyTorch's fused kernel where it has one (cpu, cuda):
+    the same update as the default per-tensor loop, in one pass over all tensors. On the
+    nonlinear binary VAE (12 tensors, CPU) a step takes 0.44 ms instead of 2.1 ms, a quarter
+    of the training step (docs/performance-vae.md)."""
+    params = list(params)
+    fused = all(p.device.type in FUSED_ADAM_DEVICES and p.is_floating_point() for p in params)
+    return torch.optim.Adam(params, lr=lr, fused=True if fused else None)
 
 
 class Logits(nn.Module):

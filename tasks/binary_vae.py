@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tasks.base import adam
 from tasks.registry import register
 from tasks.vae import VAE, mlp
 
@@ -73,4 +74,4 @@ class BinaryVAE(VAE):
         modules = self.parameters
         networks = [*modules.encoder.parameters(), *modules.decoder.parameters()]
         prior = [torch.optim.SGD([modules.prior], lr=self.prior_lr)] if self.prior_lr > 0 else []
-        return [torch.optim.Adam(networks, lr=self.lr), *prior]
+        return [adam(networks, self.lr), *prior]

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tasks.base import adam
 from tasks.registry import register
 from tasks.vae import VAE, mlp
 
@@ -61,4 +62,4 @@ class CategoricalVAE(VAE):
         return (log_q.exp() * (log_q + math.log(self.latent_shape[1]))).sum((-2, -1))
 
     def optimizers(self) -> list[torch.optim.Optimizer]:
-        return [torch.optim.Adam(self.parameters.parameters(), lr=self.lr)]
+        return [adam(self.parameters.parameters(), self.lr)]

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tasks.base import Logits, Task, initial_logits
+from tasks.base import Logits, Task, adam, initial_logits
 from tasks.grid import Grid
 from tasks.registry import register
 
@@ -127,7 +127,7 @@ class MRF(Task):
         return {"objective": objective, "kl": objective + log_z, "log_z": log_z, "marginal_mae": error}
 
     def optimizers(self) -> list[torch.optim.Optimizer]:
-        return [torch.optim.Adam(self.parameters.parameters(), lr=self.lr)]
+        return [adam(self.parameters.parameters(), self.lr)]
 
     def to(self, device: torch.device) -> "MRF":
         super().to(device)

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
-from tasks.base import Logits, Task, initial_logits
+from tasks.base import Logits, Task, adam, initial_logits
 from tasks.registry import register
 
 FAMILIES = ("bernoulli", "categorical")
@@ -100,7 +100,7 @@ class ToyQuadratic(Task):
             return {"exact_objective": self.expected_objective().item()}
 
     def optimizers(self) -> list[torch.optim.Optimizer]:
-        return [torch.optim.Adam(self.parameters.parameters(), lr=self.lr)]
+        return [adam(self.parameters.parameters(), self.lr)]
 
     def to(self, device: torch.device) -> "ToyQuadratic":
         super().to(device)

@@ -6,10 +6,14 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from discograd.errors import ConfigError
+import torch
+
+from discograd.errors import ConfigError, Diverged
 from discograd.preflight import CONF_DIR, job_overrides
-from discograd.run import probe_steps, run, run_job
+from discograd.run import probe_steps, run, run_job, train_step
 from discograd.schedules import Constant, Exponential
+from estimators.registry import create
+from tasks.toy_quadratic import ToyQuadratic
 
 
 def config(*overrides: str):
@@ -57,6 +61,25 @@ def test_training_lowers_the_exact_objective(tmp_path):
     # E f = t^2 + p (1 - 2t) is minimized by p -> 0; from p = 0.5 it is 0.41
     assert train["exact_objective"].iloc[0] == pytest.approx(0.41, abs=1e-6)
     assert train["exact_objective"].iloc[-1] < 0.1
+
+
+@pytest.mark.parametrize("scale, diverges", [(float("nan"), True), (float("inf"), True), (-float("inf"), True), (1e30, False)])
+def test_train_step_catches_a_gradient_that_is_not_finite(scale, diverges):
+    """A finite objective with a nan or +-inf gradient entry is a divergence, caught before the
+    optimizer moves the parameters; huge finite gradients (1e30 x 200 entries sums to 2e32 <
+    float32's 3e38) are not."""
+    task = ToyQuadratic(dims=200, init_logit=0.5)
+    estimator, optimizers = create("st", 1.0), task.optimizers()
+    logits = task.parameters.logits
+    logits.register_hook(lambda g: torch.where(torch.arange(200) == 7, scale, torch.ones_like(g)))
+    before = logits.detach().clone()
+    if diverges:
+        with pytest.raises(Diverged, match="a parameter gradient is not finite at step 3"):
+            train_step(3, task, estimator, optimizers)
+        assert torch.equal(logits.detach(), before)
+    else:
+        assert math.isfinite(train_step(3, task, estimator, optimizers))
+        assert not torch.equal(logits.detach(), before)
 
 
 def test_estimated_reference_agrees_with_the_exact_one(tmp_path):
