@@ -10,7 +10,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.distributions import Bernoulli, OneHotCategorical
 
 from estimators.sampling import gumbel_max, gumbel_noise, logistic_noise, one_hot_argmax
 
@@ -31,20 +30,25 @@ def batch_shape(logits: Tensor, family: str) -> torch.Size:
 
 
 def sample(logits: Tensor, family: str, num_samples: int) -> Tensor:
-    """Hard samples [S, *B, D(, K)], without gradient."""
+    """Hard samples [S, *B, D(, K)], without gradient (bernoulli: the draws of
+    torch.distributions.Bernoulli.sample, the same kernel and random stream)."""
     logits = logits.detach()
     if family == "bernoulli":
-        return Bernoulli(logits=logits, validate_args=False).sample((num_samples,))
+        return torch.bernoulli(torch.sigmoid(logits).expand((num_samples,) + logits.shape))
     return gumbel_max(logits, (num_samples,))
 
 
 def log_prob(z: Tensor, logits: Tensor, family: str) -> Tensor:
-    """log p(z | logits) summed over D: [S, *B]."""
+    """log p(z | logits) summed over D: [S, *B].
+
+    The formulas of torch.distributions' Bernoulli and OneHotCategorical.log_prob, written
+    out: building the distribution objects (argument broadcasting, logit normalization) cost
+    two thirds of the call on a VAE-sized batch, and both run on every training step
+    (docs/performance-vae.md); tests/test_contract.py compares them with torch.distributions.
+    """
     if family == "bernoulli":
-        dist = Bernoulli(logits=logits, validate_args=False)
-    else:
-        dist = OneHotCategorical(logits=logits, validate_args=False)
-    return dist.log_prob(z).sum(-1)
+        return -F.binary_cross_entropy_with_logits(logits.expand_as(z), z, reduction="none").sum(-1)
+    return (z * F.log_softmax(logits, dim=-1)).sum((-2, -1))
 
 
 def relaxed_sample(logits: Tensor, family: str, temperature: float, num_samples: int) -> Tensor:

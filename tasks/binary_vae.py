@@ -67,8 +67,10 @@ class BinaryVAE(VAE):
             self.parameters.decoder[-1].bias.copy_(torch.logit(train_mean.clamp(0.001, 0.999)))
 
     def log_prior(self, z: Tensor) -> Tensor:
+        """sum_d z_d log sigmoid(a_d) + (1 - z_d) log sigmoid(-a_d) = z . a + sum_d log sigmoid(-a_d),
+        since log sigmoid(a) - log sigmoid(-a) = a (two ops instead of seven per step)."""
         a = self.parameters.prior
-        return (z * F.logsigmoid(a) + (1 - z) * F.logsigmoid(-a)).sum(-1)
+        return z @ a + F.logsigmoid(-a).sum()
 
     def optimizers(self) -> list[torch.optim.Optimizer]:
         modules = self.parameters

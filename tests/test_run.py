@@ -10,6 +10,7 @@ import torch
 
 from discograd.errors import ConfigError, Diverged
 from discograd.preflight import CONF_DIR, job_overrides
+from discograd import run as run_module
 from discograd.run import probe_steps, run, run_job, train_step
 from discograd.schedules import Constant, Exponential
 from estimators.registry import create
@@ -63,11 +64,14 @@ def test_training_lowers_the_exact_objective(tmp_path):
     assert train["exact_objective"].iloc[-1] < 0.1
 
 
-@pytest.mark.parametrize("scale, diverges", [(float("nan"), True), (float("inf"), True), (-float("inf"), True), (1e30, False)])
-def test_train_step_catches_a_gradient_that_is_not_finite(scale, diverges):
-    """A finite objective with a nan or +-inf gradient entry is a divergence, caught before the
-    optimizer moves the parameters; huge finite gradients (1e30 x 200 entries sums to 2e32 <
-    float32's 3e38) are not."""
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "per-tensor"])
+@pytest.mark.parametrize("scale, diverges", [(float("nan"), True), (float("inf"), True), (-float("inf"), True), (3e38, False)])
+def test_train_step_catches_a_gradient_that_is_not_finite(scale, diverges, fused, monkeypatch):
+    """A finite objective with one nan or +-inf gradient entry is a divergence, caught before the
+    optimizer moves the parameters; the largest finite float32 entries are not. Both ways of
+    checking: the fused kernel (cpu, cuda) and the per-tensor fallback (other devices)."""
+    if not fused:
+        monkeypatch.setattr(run_module, "FUSED_CHECK_DEVICES", ())
     task = ToyQuadratic(dims=200, init_logit=0.5)
     estimator, optimizers = create("st", 1.0), task.optimizers()
     logits = task.parameters.logits

@@ -144,3 +144,31 @@ def test_perturb_and_map_is_not_exact_on_a_coupled_grid():
 def test_gumbel_top_k_rejects_bad_k():
     with pytest.raises(ValueError, match="1 <= k <= 5"):
         gumbel_top_k(torch.zeros(5), 6)
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "categorical"])
+def test_family_log_prob_and_sample_match_torch_distributions(family):
+    """estimators.families writes out torch.distributions' formulas for speed: the same
+    log-probabilities (values and gradients) on broadcast samples, and the same hard draws
+    for the same random state (bernoulli; categorical samples by Gumbel-max, tested above)."""
+    from torch.distributions import Bernoulli, OneHotCategorical
+
+    from estimators.families import log_prob, sample
+
+    torch.manual_seed(0)
+    shape = (4, 3) if family == "bernoulli" else (4, 3, 5)
+    logits = (3 * torch.randn(shape, dtype=torch.float64)).requires_grad_()
+    dist = Bernoulli(logits=logits) if family == "bernoulli" else OneHotCategorical(logits=logits)
+    z = dist.sample((6,))
+    ours, theirs = log_prob(z, logits, family), dist.log_prob(z).sum(-1)
+    assert ours.shape == theirs.shape == (6, 4)
+    assert torch.allclose(ours, theirs, atol=1e-12)
+    weights = torch.randn(6, 4, dtype=torch.float64)
+    grads = [torch.autograd.grad((weights * v).sum(), logits)[0] for v in (ours, theirs)]
+    assert torch.allclose(*grads, atol=1e-12)
+    if family == "bernoulli":
+        draws = []
+        for draw in (lambda: sample(logits, family, 7), lambda: Bernoulli(logits=logits.detach()).sample((7,))):
+            torch.manual_seed(1)
+            draws.append(draw())
+        assert torch.equal(*draws)

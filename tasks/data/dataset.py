@@ -85,7 +85,7 @@ class Dataset:
         device = self.images.device
         order = torch.randperm(n, generator=generator, device=device) if shuffle else torch.arange(n, device=device)
         for start in range(0, n, batch_size):
-            yield self.binary(self.images[order[start : start + batch_size]], generator)  # [B, P]
+            yield self.binary(self.images.index_select(0, order[start : start + batch_size]), generator)  # [B, P]
 
     def to(self, device: torch.device | str) -> "Dataset":
         """This split with its tensors on ``device``."""
