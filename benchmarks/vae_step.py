@@ -4,17 +4,17 @@ PyTorch loop, and the probe's vectorized path against its loop path.
 1. One training step (batch 50, the DisARM nonlinear model on 784 pixels) with each
    estimator, through ``discograd.run.train_step`` (the task's batch, the estimator module,
    the divergence checks, both optimizers), against a hand-written step of the same model and
-   estimator written inline below (no task, no estimator classes, no checks; the same dynamic
-   binarization of each batch and the task's own optimizers, i.e. fused Adam). The two run
+   estimator written inline below (no task, no estimator classes, no checks; batches drawn
+   from a shuffled order and binarized afresh, as the task does; the same kernels for the
+   matmuls, the sampling and the optimizer, the task's fused Adam). The two run
    back to back in each of ``--rounds`` rounds; the overhead is the median over rounds of
    the paired ratio, with a distribution-free 95% interval (order statistics of the
    rounds' ratios), since this shared machine's step times drift by more than the target
    between rounds. Target: at most 10% overhead. A third column is the hand-written step
    with torch.optim.Adam's default (per-tensor) implementation, as most loops are written.
-2. 1000 encoder-gradient estimates on the probe batch, vectorized vs loop, and the floating
-   point work of each (counted by torch.utils.flop_counter per estimate) against the
-   machine's matrix-multiply rate (a 2048 x 2048 matmul): the work bounds the ratio any
-   vectorization can reach. Target: >= 5x.
+2. 1000 encoder-gradient estimates on the probe batch, vectorized vs loop, with the
+   floating point work of each path and where the vectorized path's time goes: the matrix
+   multiplies every draw needs bound the ratio any vectorization can reach. Target: >= 5x.
 
 Usage (from the repository root)::
 
@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.stats import binom
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from discograd.io import write_atomic
@@ -48,12 +49,15 @@ HAND_WRITTEN = ("reinforce", "st", "sigmoid_st", "gumbel_softmax", "st_gumbel_so
 DATA = {"name": "fashion_mnist", "binarize": "dynamic", "root": None, "download": False}
 
 
-def hand_written_step(task: BinaryVAE, name: str, batches: list[torch.Tensor], optimizers: list) -> Callable[[], None]:
+def hand_written_step(task: BinaryVAE, name: str, optimizers: list) -> Callable[[], None]:
     """The same model and estimator as a plain loop: one forward, backward and optimizer step."""
     modules, state = task.parameters, {"i": 0}
+    images, batch_size = task.splits["train"].images, task.batch_size
+    order = torch.randperm(len(images))[: len(images) // batch_size * batch_size]
 
     def step() -> None:
-        x = torch.bernoulli(batches[state["i"] % len(batches)])  # dynamic binarization, as the task does
+        start = state["i"] * batch_size % len(order)
+        x = torch.bernoulli(images[order[start : start + batch_size]])  # shuffled, dynamically binarized, as the task does
         state["i"] += 1
         logits = modules.encoder(x - modules.input_mean)  # [B, D]
         if name == "gumbel_softmax" or name == "st_gumbel_softmax":
@@ -82,30 +86,27 @@ def hand_written_step(task: BinaryVAE, name: str, batches: list[torch.Tensor], o
     return step
 
 
-def paired(ours: Callable[[], object], theirs: Callable[[], object], rounds: int, inner: int) -> np.ndarray:
-    """Per-round ratios [rounds] of seconds per call, ours / theirs, the two timed back to back
-    (order alternating) after ``inner`` untimed warm-up calls each."""
+def paired(ours: Callable[[], object], theirs: Callable[[], object], rounds: int, inner: int) -> dict[str, np.ndarray]:
+    """Seconds per call [rounds] of each, the two timed back to back in every round (order
+    alternating), after ``inner`` untimed warm-up calls each."""
     for fn in (ours, theirs):
         for _ in range(inner):
             fn()
-    ratios = []
+    seconds: dict[str, list[float]] = {"ours": [], "theirs": []}
     for r in range(rounds):
-        seconds = {}
         for key, fn in ((("ours", ours), ("theirs", theirs)) if r % 2 == 0 else (("theirs", theirs), ("ours", ours))):
-            start = time.perf_counter()
-            for _ in range(inner):
-                fn()
-            seconds[key] = time.perf_counter() - start
-        ratios.append(seconds["ours"] / seconds["theirs"])
-    return np.asarray(ratios)
+            seconds[key].append(seconds_per_call(fn, inner))
+    return {k: np.asarray(v) for k, v in seconds.items()}
 
 
-def median_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """The median and a distribution-free interval for it: order statistics k and n + 1 - k,
-    with k the largest such that P(Binomial(n, 1/2) < k) <= (1 - level) / 2."""
+def median_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
+    """The median, a distribution-free interval for it and that interval's coverage: order
+    statistics k and n + 1 - k, with k the largest such that P(Binomial(n, 1/2) < k) <= (1 - level) / 2
+    (k = 1, the range, for fewer than 6 values: coverage below ``level``)."""
     ordered, n = np.sort(values), len(values)
     k = max(1, int(binom.ppf((1 - level) / 2, n, 0.5)))
-    return float(np.median(values)), float(ordered[k - 1]), float(ordered[n - k])
+    coverage = 1 - 2 * float(binom.cdf(k - 1, n, 0.5))
+    return float(np.median(values)), float(ordered[k - 1]), float(ordered[n - k]), coverage
 
 
 def seconds_per_call(fn: Callable[[], object], calls: int) -> float:
@@ -129,13 +130,31 @@ def flops_per_estimate(task: BinaryVAE, estimator: torch.nn.Module, batch: torch
     return counter.get_total_flops() / samples
 
 
+KINDS = {
+    "matmul": ("aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm", "aten::addmv", "aten::mv", "aten::dot", "aten::ger"),
+    "copy": ("aten::copy_",),
+    "random": ("aten::bernoulli_", "aten::uniform_", "aten::normal_", "aten::random_"),
+}
+
+
+def time_by_kind(fn: Callable[[], object]) -> dict[str, float]:
+    """Shares of self CPU time of one call of ``fn`` by kind of op (KINDS, the rest "other")."""
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    times = {e.key: e.self_cpu_time_total for e in prof.key_averages()}
+    total = sum(times.values())
+    shares = {kind: sum(times.get(op, 0) for op in ops) / total for kind, ops in KINDS.items()}
+    return {**shares, "other": 1 - sum(shares.values())}
+
+
 def verdict(low: float, high: float, target: float) -> str:
+    """yes: the whole interval is within the target; NO: all of it is beyond; else unclear."""
     return "yes" if high <= target else "NO" if low > target else "unclear"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=41, help="paired timing rounds per estimator")
+    parser.add_argument("--rounds", type=int, default=101, help="paired timing rounds per estimator")
     parser.add_argument("--inner", type=int, default=10, help="steps per timing")
     parser.add_argument("--probe-samples", type=int, default=1000)
     parser.add_argument("--output", type=Path, default=Path("docs/performance-vae.md"))
@@ -152,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         "",
         f"## Training step ({args.rounds} paired rounds of {args.inner} steps)",
         "",
-        "| estimator | ours, ms/step | hand-written, ms/step | overhead, median [95% CI] | <= 10% | hand-written with default Adam, ms/step |",
+        "| estimator | ours, ms/step (median) | hand-written, ms/step (median) | overhead, median [interval] (its coverage) | <= 10% | hand-written with default Adam, ms/step |",
         "|---|---:|---:|---:|:---:|---:|",
     ]
     for name in HAND_WRITTEN:
@@ -160,18 +179,18 @@ def main(argv: list[str] | None = None) -> None:
         for other in (theirs, default):
             other.parameters.load_state_dict(ours.parameters.state_dict())
         estimator, our_optimizers = create(name, TEMPERATURE), ours.optimizers()
-        grey = theirs.splits["train"].images
-        batches = [grey[i * theirs.batch_size : (i + 1) * theirs.batch_size] for i in range(args.inner)]
         our_step = lambda: train_step(0, ours, estimator, our_optimizers)  # noqa: E731
-        their_step = hand_written_step(theirs, name, batches, theirs.optimizers())
+        their_step = hand_written_step(theirs, name, theirs.optimizers())
         modules = default.parameters
         plain = [torch.optim.Adam([*modules.encoder.parameters(), *modules.decoder.parameters()], lr=default.lr),
                  torch.optim.SGD([modules.prior], lr=default.prior_lr)]  # fmt: skip
-        default_step = hand_written_step(default, name, batches, plain)
-        ratios = paired(our_step, their_step, args.rounds, args.inner)
-        median, low, high = (r - 1 for r in median_interval(ratios))
-        ms = {k: 1e3 * seconds_per_call(fn, 5 * args.inner) for k, fn in (("ours", our_step), ("theirs", their_step), ("default", default_step))}
-        lines.append(f"| {name} | {ms['ours']:.2f} | {ms['theirs']:.2f} | {median:+.1%} [{low:+.1%}, {high:+.1%}] "
+        default_step = hand_written_step(default, name, plain)
+        seconds = paired(our_step, their_step, args.rounds, args.inner)
+        median, low, high, coverage = median_interval(seconds["ours"] / seconds["theirs"])
+        median, low, high = median - 1, low - 1, high - 1
+        ms = {k: 1e3 * float(np.median(v)) for k, v in seconds.items()}
+        ms["default"] = 1e3 * float(np.median(paired(default_step, their_step, args.rounds // 4 + 1, args.inner)["ours"]))
+        lines.append(f"| {name} | {ms['ours']:.2f} | {ms['theirs']:.2f} | {median:+.1%} [{low:+.1%}, {high:+.1%}] ({coverage:.0%}) "
                      f"| {verdict(low, high, 0.10)} | {ms['default']:.2f} |")  # fmt: skip
         print(lines[-1], flush=True)
     peak = matmul_rate()
@@ -181,25 +200,30 @@ def main(argv: list[str] | None = None) -> None:
         "",
         f"## Probe: {args.probe_samples} encoder-gradient estimates on the probe batch (50 points)",
         "",
-        f"Vectorized in chunks of {task.probe_chunk} draws (the task's probe_chunk). GFLOP: per 1000 estimates, counted; "
-        f"GFLOP/s: the rate each path reached; a 2048 x 2048 matmul runs at {peak / 1e9:.0f} GFLOP/s here. "
-        "Bound: the ratio the vectorized path would reach if it ran at that matmul rate (loop seconds / "
-        "(vectorized GFLOP / matmul rate)).",
+        f"Vectorized in chunks of {task.probe_chunk} draws (the task's probe_chunk). GFLOP: per {args.probe_samples} "
+        "estimates, counted by torch.utils.flop_counter; GFLOP/s: the rate each path reached (a 2048 x 2048 matmul runs "
+        f"at {peak / 1e9:.0f} GFLOP/s here). Shares: the vectorized call's self CPU time under torch.profiler by kind of "
+        "op: matrix multiplies, copies (mostly the estimates into the [N, P] output), random draws, the rest "
+        "(elementwise ops and reductions). Matmuls only: the ratio if everything but the vectorized path's "
+        "matrix multiplies took no time (loop seconds / (vectorized seconds x matmul share)).",
         "",
-        "| estimator | vectorized, s | loop, s | vectorized / loop | >= 5x | GFLOP vectorized / loop | GFLOP/s vectorized / loop | bound at matmul rate |",
-        "|---|---:|---:|---:|:---:|---:|---:|---:|",
+        "| estimator | vectorized, s | loop, s | vectorized / loop | >= 5x | GFLOP vectorized / loop | GFLOP/s vectorized / loop "
+        "| matmul / copy / random / other | matmuls only |",
+        "|---|---:|---:|---:|:---:|---:|---:|---:|---:|",
     ]
     for name in HAND_WRITTEN:
         estimator = create(name, TEMPERATURE)
+        vectorized = lambda: draw_estimates(task, estimator, batch, args.probe_samples, 1000, True)  # noqa: E731
         draw_estimates(task, estimator, batch, 2 * task.probe_chunk, 1000, True)  # warm-up
-        vec = seconds_per_call(lambda: draw_estimates(task, estimator, batch, args.probe_samples, 1000, True), 1)
+        vec = seconds_per_call(vectorized, 1)
         loop = seconds_per_call(lambda: draw_estimates(task, estimator, batch, args.probe_samples, 1000, False), 1)
         flops = {v: flops_per_estimate(task, estimator, batch, v) * args.probe_samples for v in (True, False)}
+        shares = time_by_kind(vectorized)
         ratio = loop / vec
         lines.append(
             f"| {name} | {vec:.2f} | {loop:.2f} | {ratio:.1f}x | {'yes' if ratio >= 5 else 'NO'} "
             f"| {flops[True] / 1e9:.0f} / {flops[False] / 1e9:.0f} | {flops[True] / vec / 1e9:.0f} / {flops[False] / loop / 1e9:.0f} "
-            f"| {loop / (flops[True] / peak):.1f}x |"
+            f"| {' / '.join(f'{shares[k]:.0%}' for k in (*KINDS, 'other'))} | {loop / (vec * shares['matmul']):.1f}x |"
         )
         print(lines[-1], flush=True)
     page = "\n".join(lines) + "\n"

@@ -151,7 +151,10 @@ class VAE(Task):
         samples, points = z.shape[:2]
         # the decoder on [S B, D(*K)]: nn.Linear on a 3-d input reshapes around every layer
         out = self.parameters.decoder(z.reshape(samples * points, -1)).view(samples, points, -1)  # [S, B, P]
-        return -F.binary_cross_entropy_with_logits(out, batch.expand_as(out), reduction="none").sum(-1)
+        # sum_p x_p o_p - softplus(o_p), the Bernoulli log-likelihood: the formula of
+        # binary_cross_entropy_with_logits in three passes, where vmap (the probe) splits that
+        # op into eight over [draws, B, P]; the VAE probe is 15% faster (docs/performance-vae.md)
+        return (batch * out).sum(-1) - F.softplus(out).sum(-1)
 
     def pixels(self) -> int:
         """P, from the dataset's name (no loading)."""
