@@ -24,6 +24,7 @@ test: install
 
 perf: install
 	$(BIN)/python benchmarks/probe_throughput.py
+	$(BIN)/python benchmarks/vae_step.py
 
 clean:
 	rm -rf $(VENV) outputs multirun *.egg-info
