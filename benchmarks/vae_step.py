@@ -66,8 +66,11 @@ def hand_written_step(task: BinaryVAE, name: str, optimizers: list) -> Callable[
             z = y if name == "gumbel_softmax" else (y > 0.5).float() + y - y.detach()
         else:
             b = torch.bernoulli(torch.sigmoid(logits.detach()))
-            proxy = {"st": logits, "sigmoid_st": torch.sigmoid(logits / TEMPERATURE), "reinforce": None}[name]
-            z = b if proxy is None else b + proxy - proxy.detach()
+            if name == "reinforce":
+                z = b
+            else:
+                proxy = logits if name == "st" else torch.sigmoid(logits / TEMPERATURE)
+                z = b + proxy - proxy.detach()
         a = modules.prior
         f = (
             F.binary_cross_entropy_with_logits(modules.decoder(z), x, reduction="none").sum(-1)
@@ -206,6 +209,12 @@ def main(argv: list[str] | None = None) -> None:
         "op: matrix multiplies, copies (mostly the estimates into the [N, P] output), random draws, the rest "
         "(elementwise ops and reductions). Matmuls only: the ratio if everything but the vectorized path's "
         "matrix multiplies took no time (loop seconds / (vectorized seconds x matmul share)).",
+        "",
+        "Reading: the loop repeats the encoder's forward pass for every draw (the difference in GFLOP); the "
+        "vectorized path runs it once, but every draw still needs its own decoder pass and encoder backward pass "
+        "(the vectorized GFLOP), batched matrix multiplies over 50 points that a CPU runs at the rates shown. "
+        "So on this machine the ratio cannot reach much beyond the last column, whatever the rest costs. "
+        "A GPU, where the loop pays kernel launches per draw, is not measured here (none was available).",
         "",
         "| estimator | vectorized, s | loop, s | vectorized / loop | >= 5x | GFLOP vectorized / loop | GFLOP/s vectorized / loop "
         "| matmul / copy / random / other | matmuls only |",
