@@ -42,9 +42,10 @@ def log_prob(z: Tensor, logits: Tensor, family: str) -> Tensor:
     """log p(z | logits) summed over D: [S, *B].
 
     The formulas of torch.distributions' Bernoulli and OneHotCategorical.log_prob, written
-    out: building the distribution objects (argument broadcasting, logit normalization) cost
-    two thirds of the call on a VAE-sized batch, and both run on every training step
-    (docs/performance-vae.md); tests/test_contract.py compares them with torch.distributions.
+    out: building the distribution object (argument broadcasting, logit normalization) took
+    a third of the call on the binary VAE's batch (93 against 63 us, [1, 50, 200]), and it
+    runs on every training step; tests/test_sampling.py checks values, gradients and draws
+    against torch.distributions.
     """
     if family == "bernoulli":
         return -F.binary_cross_entropy_with_logits(logits.expand_as(z), z, reduction="none").sum(-1)
