@@ -122,8 +122,8 @@ def not_finite(tensors: list[torch.Tensor]) -> bool:
     tensor (about 45 small ops) 0.15 ms, the fused pass 0.1 ms (docs/performance-vae.md)."""
     if tensors[0].device.type not in FUSED_CHECK_DEVICES:
         return not all(bool(torch.isfinite(t).all()) for t in tensors)
-    found = torch.zeros(1, device=tensors[0].device)
-    torch._amp_foreach_non_finite_check_and_unscale_(tensors, found, torch.ones(1, device=found.device))
+    found = torch.zeros(1, dtype=torch.float32, device=tensors[0].device)  # the kernel wants float32 whatever the default
+    torch._amp_foreach_non_finite_check_and_unscale_(tensors, found, torch.ones_like(found))
     return bool(found)
 
 

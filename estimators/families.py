@@ -39,13 +39,17 @@ def sample(logits: Tensor, family: str, num_samples: int) -> Tensor:
 
 
 def log_prob(z: Tensor, logits: Tensor, family: str) -> Tensor:
-    """log p(z | logits) summed over D: [S, *B].
+    r"""log p(z | logits) summed over D: [S, *B], written on the one-hot (or binary) form of z:
 
-    The formulas of torch.distributions' Bernoulli and OneHotCategorical.log_prob, written
-    out: building the distribution object (argument broadcasting, logit normalization) took
-    a third of the call on the binary VAE's batch (93 against 63 us, [1, 50, 200]), and it
-    runs on every training step; tests/test_sampling.py checks values, gradients and draws
-    against torch.distributions.
+    .. math:: \sum_d z_d \log\sigma(\ell_d) + (1 - z_d) \log\sigma(-\ell_d), \qquad
+              \sum_d \sum_k z_{dk} \log\mathrm{softmax}(\ell_d)_k
+
+    so it is linear in z and defined (with a gradient in z) on relaxed samples too, as the
+    VAEs' f needs. On hard samples these are torch.distributions' Bernoulli and
+    OneHotCategorical log_prob; OneHotCategorical itself takes the argmax of a relaxed z (no
+    gradient in z), Bernoulli is already linear. Written out because building the
+    distribution object took a third of the call on the binary VAE's batch (93 against 63 us,
+    [1, 50, 200]), on every training step. tests/test_sampling.py checks both.
     """
     if family == "bernoulli":
         return -F.binary_cross_entropy_with_logits(logits.expand_as(z), z, reduction="none").sum(-1)

@@ -86,6 +86,27 @@ def test_train_step_catches_a_gradient_that_is_not_finite(scale, diverges, fused
         assert not torch.equal(logits.detach(), before)
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "per-tensor"])
+def test_not_finite_leaves_the_gradients_as_they_are(fused, monkeypatch):
+    """The check reads the tensors and changes none of them (float32, float64 and half mixed;
+    float64 default dtype, which the fused kernel's own flag must not follow)."""
+    if not fused:
+        monkeypatch.setattr(run_module, "FUSED_CHECK_DEVICES", ())
+    torch.manual_seed(0)
+    tensors = [torch.randn(30, 7), torch.randn(5, dtype=torch.float64), torch.randn(9).half()]
+    before = [t.clone() for t in tensors]
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        assert not run_module.not_finite(tensors)
+        tensors[2][4] = float("nan")
+        before[2][4] = float("nan")
+        assert run_module.not_finite(tensors)
+    finally:
+        torch.set_default_dtype(default)
+    assert all(torch.allclose(a, b, rtol=0, atol=0, equal_nan=True) for a, b in zip(tensors, before))
+
+
 def test_estimated_reference_agrees_with_the_exact_one(tmp_path):
     rows = []
     for mode in ("exact", "estimated"):

@@ -148,12 +148,14 @@ def test_gumbel_top_k_rejects_bad_k():
 
 @pytest.mark.parametrize("family", ["bernoulli", "categorical"])
 def test_family_log_prob_and_sample_match_torch_distributions(family):
-    """estimators.families writes out torch.distributions' formulas for speed: the same
-    log-probabilities (values and gradients) on broadcast samples, and the same hard draws
-    for the same random state (bernoulli; categorical samples by Gumbel-max, tested above)."""
+    """estimators.families writes out torch.distributions' formulas for speed: on hard samples
+    the same log-probabilities (values and gradients, float64 to 1e-12 absolute), and the same
+    hard draws for the same random state (bernoulli; categorical samples by Gumbel-max, tested
+    above). On relaxed samples it is the one-hot form, linear in z: sum z log p (written out
+    here by hand), with its gradient in z, where OneHotCategorical would take the argmax."""
     from torch.distributions import Bernoulli, OneHotCategorical
 
-    from estimators.families import log_prob, sample
+    from estimators.families import log_prob, relaxed_sample, sample
 
     torch.manual_seed(0)
     shape = (4, 3) if family == "bernoulli" else (4, 3, 5)
@@ -162,10 +164,19 @@ def test_family_log_prob_and_sample_match_torch_distributions(family):
     z = dist.sample((6,))
     ours, theirs = log_prob(z, logits, family), dist.log_prob(z).sum(-1)
     assert ours.shape == theirs.shape == (6, 4)
-    assert torch.allclose(ours, theirs, atol=1e-12)
+    assert torch.allclose(ours, theirs, rtol=0, atol=1e-12)
     weights = torch.randn(6, 4, dtype=torch.float64)
     grads = [torch.autograd.grad((weights * v).sum(), logits)[0] for v in (ours, theirs)]
-    assert torch.allclose(*grads, atol=1e-12)
+    assert torch.allclose(*grads, rtol=0, atol=1e-12)
+    relaxed = relaxed_sample(logits.detach(), family, 0.5, 6).requires_grad_()
+    if family == "bernoulli":
+        by_hand = (relaxed * F.logsigmoid(logits) + (1 - relaxed) * F.logsigmoid(-logits)).sum(-1)
+    else:
+        by_hand = (relaxed * F.log_softmax(logits, -1)).sum((-2, -1))
+    value = log_prob(relaxed, logits, family)
+    assert torch.allclose(value, by_hand, rtol=0, atol=1e-12)
+    (dz,) = torch.autograd.grad(value.sum(), relaxed)
+    assert dz.abs().sum() > 0  # z carries gradient, as a pathwise estimator through f needs
     if family == "bernoulli":
         draws = []
         for draw in (lambda: sample(logits, family, 7), lambda: Bernoulli(logits=logits.detach()).sample((7,))):
