@@ -138,7 +138,9 @@ def train_step(step: int, task: Task, estimator: Estimator, optimizers: list[tor
     value = estimate.value.item()
     if not math.isfinite(value):
         raise Diverged(step, "the objective")
-    grads = [p.grad for p in task.parameters.parameters() if p.grad is not None]
+    # the gradients the optimizers are about to apply (their lists: walking the module tree
+    # for its parameters cost ~40 us per step, 1% of the VAE's step)
+    grads = [p.grad for o in optimizers for group in o.param_groups for p in group["params"] if p.grad is not None]
     if grads and not_finite(grads):
         raise Diverged(step, "a parameter gradient")
     for optimizer in optimizers:
