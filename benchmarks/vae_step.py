@@ -4,7 +4,7 @@ PyTorch loop, and the probe's vectorized path against its loop path.
 1. One training step (batch 50, the DisARM nonlinear model on 784 pixels) with each
    estimator, through ``discograd.run.train_step`` (the task's batch, the estimator module,
    the divergence checks, both optimizers), against a hand-written step of the same model and
-   estimator written inline below (no task, no estimator classes, no checks; batches drawn
+   estimator written inline in benchmarks/vae_step.py (no task, no estimator classes, no checks; batches drawn
    from a shuffled order and binarized afresh, as the task does; the task's formulas for f,
    the same sampling kernels and the task's optimizers, i.e. fused Adam). The two run
    back to back in each of ``--rounds`` rounds; the overhead is the median over rounds of
