@@ -76,6 +76,7 @@ def hand_written_step(task: BinaryVAE, name: str, optimizers: list) -> Callable[
         # the task's formulas, so that the ratio measures the framework and nothing else
         f = -(x * out - F.softplus(out)).sum(-1) - (z @ a + F.logsigmoid(-a).sum()) + log_q  # [B]
         if name == "reinforce":
+            # log q evaluated a second time, as Reinforce does (f and its score term are separate calls)
             f = f + (-F.binary_cross_entropy_with_logits(logits, z, reduction="none").sum(-1)) * f.detach()
         for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)
