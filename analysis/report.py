@@ -30,7 +30,7 @@ from analysis.aggregate import summarize
 from analysis.collect import Collection, collect
 from analysis.figures import all_figures
 from analysis.schema import SchemaError
-from discograd.io import write_atomic
+from primitives.io import write_atomic
 
 PACKAGES = ("torch", "hydra-core", "numpy", "pandas", "scipy", "seaborn", "matplotlib", "wandb")
 

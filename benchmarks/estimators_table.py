@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from analysis.statistics import gradient_statistics
-from discograd.io import write_atomic
+from primitives.io import write_atomic
 from discograd.probe import draw_estimates
 from estimators import ESTIMATORS
 from estimators.registry import create

@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from discograd.io import write_atomic
-from estimators.sampling import perturb_and_map
+from primitives.io import write_atomic
+from primitives.sampling import perturb_and_map
 from tasks.grid import Grid
 
 COUPLINGS = (0.25, 1.0, 2.0)

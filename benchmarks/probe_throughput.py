@@ -35,7 +35,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from analysis.statistics import gradient_statistics
-from discograd.io import write_atomic
+from primitives.io import write_atomic
 from discograd.probe import draw_estimates
 from estimators import ESTIMATORS, Estimator
 from estimators.registry import create

@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.collect import collect
-from discograd.io import write_atomic
+from primitives.io import write_atomic
 
 # preset -> (estimators to train with ([]: the preset's), the paper's numbers as printed, what they are)
 PRESETS = {

@@ -38,7 +38,7 @@ from scipy.stats import binom
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from discograd.io import write_atomic
+from primitives.io import write_atomic
 from discograd.probe import draw_estimates
 from discograd.run import train_step
 from estimators.registry import create

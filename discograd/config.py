@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from discograd.errors import ConfigError
 from estimators import ESTIMATORS, Estimator
 from estimators.base import check_temperature
-from estimators.families import FAMILIES
+from primitives.families import FAMILIES
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 LOGGER_MODES = ("online", "offline", "disabled")

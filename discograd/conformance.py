@@ -34,7 +34,7 @@ from scipy.stats import norm
 
 from discograd.probe import draw_estimates
 from estimators import Estimator
-from estimators.families import FAMILIES
+from primitives.families import FAMILIES
 from tasks.mrf import MRF
 from tasks.toy_quadratic import ToyQuadratic
 

@@ -27,7 +27,7 @@ from analysis.statistics import gradient_statistics
 from discograd.config import build_basket, build_estimator, build_schedule, build_task, check_knobs
 from discograd.devices import resolve_device
 from discograd.errors import ConfigError, Diverged
-from discograd.io import write_csv, write_json
+from primitives.io import write_csv, write_json
 from discograd.loggers import Logger, make_logger
 from discograd.probe import draw_estimates, flatten
 from estimators import Estimator

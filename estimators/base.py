@@ -25,8 +25,8 @@ from typing import Callable, ClassVar
 
 from torch import Tensor, nn
 
-from discograd.registry import Named
-from estimators.families import FAMILIES, batch_shape, check_family
+from primitives.registry import Named
+from primitives.families import FAMILIES, batch_shape, check_family
 
 Objective = Callable[[Tensor], Tensor]
 

@@ -6,7 +6,7 @@ r"""The exact gradient by enumeration of every joint latent configuration (zero 
 
 over :math:`\mathcal{Z} = \{0, 1\}^D` (bernoulli, 2^D configurations) or the one-hot
 :math:`\{e_1..e_K\}^D` (categorical, K^D), the same configurations for every batch element
-(batch axes kept: f sees [C, *B, D(, K)]). Only where C <= 4096 (``MAX_CONFIGURATIONS``);
+(batch axes kept: f sees [C, *B, D(, K)]). Only where C <= 4096 (``primitives.enumeration.MAX_CONFIGURATIONS``);
 larger latent spaces are a ValueError naming the limit. ``value`` is the exact expectation.
 Cost: C evaluations of f (one per configuration). Families: bernoulli and categorical.
 Deterministic, so the probe's draws all equal the exact gradient; the vmapped probe computes
@@ -26,34 +26,9 @@ import torch
 from torch import Tensor
 
 from estimators.base import Estimate, Estimator, Objective
-from estimators.families import batch_shape, log_prob
 from estimators.registry import register
-
-MAX_CONFIGURATIONS = 4096
-
-
-def latent_space(logits: Tensor, family: str) -> tuple[int, int]:
-    """(D, states per latent) of one batch element; a ValueError if states^D is above the limit."""
-    dims, base = (logits.shape[-1], 2) if family == "bernoulli" else logits.shape[-2:]
-    total = base**dims
-    if total > MAX_CONFIGURATIONS:
-        symbol = "2^D" if family == "bernoulli" else "K^D"
-        shown = f"{total}" if total < 10**12 else f"{float(total):.3g}"
-        raise ValueError(
-            f"exact needs at most {MAX_CONFIGURATIONS} latent configurations per batch element; "
-            f"this task has {symbol} = {base}^{dims} = {shown}"
-        )
-    return dims, base
-
-
-def configurations(logits: Tensor, family: str) -> Tensor:
-    """Every joint configuration [C, D] (bits) or [C, D, K] (one-hot), in logits' dtype and device."""
-    dims, base = latent_space(logits, family)
-    codes = torch.arange(base**dims, device=logits.device).unsqueeze(-1)  # [C, 1]
-    digits = codes // base ** torch.arange(dims, device=logits.device) % base  # [C, D]
-    if family == "bernoulli":
-        return digits.to(logits.dtype)
-    return (digits.unsqueeze(-1) == torch.arange(base, device=logits.device)).to(logits.dtype)
+from primitives.enumeration import check_count, configurations
+from primitives.families import batch_shape, event_shape, log_prob
 
 
 @register("exact")
@@ -62,9 +37,10 @@ class Exact(Estimator):
 
     def forward(self, logits: Tensor, f: Objective, family: str) -> Estimate:
         self.check_input(logits, family)
-        z = configurations(logits, family)  # [C, D(, K)]
+        event = event_shape(logits, family)
+        check_count(tuple(event), family, "exact")
+        z = configurations(tuple(event), family, logits.dtype, logits.device)  # [C, D(, K)]
         batch = batch_shape(logits, family)
-        event = z.shape[1:]
         z = z.reshape((z.shape[0],) + (1,) * len(batch) + event).expand((z.shape[0],) + batch + event)
         values = self.evaluate(f, z, logits, family)  # [C, *B]
         expectation = (log_prob(z, logits, family).exp() * values).sum(0)  # [*B]

@@ -17,7 +17,7 @@ reference implementation's conditional Gumbel also runs without gradient.
 
 The first of the K draws is the noise that produced z (given z it is distributed as the
 others), and it comes from the very call ST-GS makes; the other K - 1 come from
-``estimators.sampling.conditional_gumbel`` / ``conditional_logistic``. So with
+``primitives.sampling.conditional_gumbel`` / ``conditional_logistic``. So with
 ``num_samples=1`` this estimator consumes the same random numbers as st_gumbel_softmax and
 returns the same estimate, draw for draw. Biased. Cost: 1 evaluation of f (the K draws only
 enter the backward).
@@ -33,9 +33,9 @@ import torch
 from torch import Tensor
 
 from estimators.base import Estimate, Estimator, Objective, check_count, check_temperature
-from estimators.families import harden, relaxed_sample, soft
+from primitives.families import harden, relaxed_sample, soft
 from estimators.registry import register
-from estimators.sampling import conditional_gumbel, conditional_logistic
+from primitives.sampling import conditional_gumbel, conditional_logistic
 
 
 @register("gumbel_rao")

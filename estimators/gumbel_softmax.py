@@ -22,7 +22,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from estimators.base import Estimate, Estimator, Objective, check_temperature
-from estimators.families import relaxed_sample
+from primitives.families import relaxed_sample
 from estimators.registry import register
 
 

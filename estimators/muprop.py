@@ -31,7 +31,7 @@ from torch import Tensor
 from torch.func import grad_and_value
 
 from estimators.base import Estimate, Estimator, Objective
-from estimators.families import log_prob, sample, soft
+from primitives.families import log_prob, sample, soft
 from estimators.registry import register
 
 

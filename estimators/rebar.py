@@ -2,7 +2,7 @@ r"""REBAR: REINFORCE with the concrete relaxation as a control variate, made unb
 conditional noise.
 
 z = l + noise (Gumbel per class, or logistic for bernoulli), b = H(z) (argmax, or z > 0),
-z~ the noise drawn again given b (``estimators.sampling.conditional_gumbel`` /
+z~ the noise drawn again given b (``primitives.sampling.conditional_gumbel`` /
 ``conditional_logistic``), sigma_lambda = softmax(. / lambda) (sigmoid for bernoulli):
 
 .. math::
@@ -42,9 +42,9 @@ import torch
 from torch import Tensor, nn
 
 from estimators.base import Estimate, Estimator, Objective, check_temperature
-from estimators.families import log_prob, soft
+from primitives.families import log_prob, soft
 from estimators.registry import register
-from estimators.sampling import conditional_gumbel, conditional_logistic, gumbel_noise, logistic_noise, one_hot_argmax
+from primitives.sampling import conditional_gumbel, conditional_logistic, gumbel_noise, logistic_noise, one_hot_argmax
 
 
 def perturb(logits: Tensor, family: str) -> tuple[Tensor, Tensor]:

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from estimators.base import Estimate, Estimator, Objective, check_count
-from estimators.families import log_prob, sample
+from primitives.families import log_prob, sample
 from estimators.registry import register
 
 BASELINES = ("none", "moving_average", "loo")

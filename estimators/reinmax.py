@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from estimators.base import Estimate, Estimator, Objective, check_temperature
-from estimators.families import sample, soft
+from primitives.families import sample, soft
 from estimators.registry import register
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from estimators.base import check_temperature
-from estimators.families import soft
+from primitives.families import soft
 from estimators.registry import register
 from estimators.st import StraightThrough
 

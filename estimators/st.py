@@ -16,7 +16,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from estimators.base import Estimate, Estimator, Objective
-from estimators.families import sample
+from primitives.families import sample
 from estimators.registry import register
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from estimators.families import harden
+from primitives.families import harden
 from estimators.gumbel_softmax import GumbelSoftmax
 from estimators.registry import register
 

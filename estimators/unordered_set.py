@@ -56,9 +56,9 @@ import torch
 from torch import Tensor
 
 from estimators.base import Estimate, Estimator, Objective, check_count
-from estimators.families import log_prob
+from primitives.families import log_prob
 from estimators.registry import register
-from estimators.sampling import gumbel_max, gumbel_top_k
+from primitives.sampling import gumbel_max, gumbel_top_k
 
 MAX_STATES = 2**16  # joint states of a latent (K^D) the product space may have
 MAX_SAMPLES = 16  # the recursion visits 2^k subsets

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from torch import Tensor, nn
 
-from discograd.registry import Named
+from primitives.registry import Named
 
 
 class Task(Named, ABC):

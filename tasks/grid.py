@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from estimators.sampling import gumbel_top_k
+from primitives.sampling import gumbel_top_k
 
 MAX_JOINT_STATES = 2**20
 MAX_COLUMN_STATES = 2**10

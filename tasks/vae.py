@@ -34,11 +34,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from estimators.families import log_prob, sample
+from primitives.enumeration import MAX_CONFIGURATIONS, configurations, count
+from primitives.families import log_prob, sample
 from tasks.base import Task
 from tasks.data import DATASETS, Dataset, check_options, load_splits
 
-MAX_ENUMERATION = 4096
 
 
 def mlp(sizes: list[int], activation: nn.Module) -> nn.Sequential:
@@ -183,17 +183,9 @@ class VAE(Task):
 
     def configurations(self) -> Tensor | None:
         """Every latent configuration [C, D(, K)], or None where there are more than 4096."""
-        if self.family == "bernoulli":
-            (dims,) = self.latent_shape
-            if 2**dims > MAX_ENUMERATION:
-                return None
-            codes = torch.arange(2**dims, device=self.device)
-            return ((codes[:, None] >> torch.arange(dims, device=self.device)) & 1).to(self.dtype)
-        dims, classes = self.latent_shape
-        if classes**dims > MAX_ENUMERATION:
+        if count(self.latent_shape, self.family) > MAX_CONFIGURATIONS:
             return None
-        index = torch.cartesian_prod(*[torch.arange(classes, device=self.device)] * dims).reshape(-1, dims)
-        return F.one_hot(index, classes).to(self.dtype)
+        return configurations(self.latent_shape, self.family, self.dtype, self.device)
 
     def exact_gradient(self, batch: Any = None, chunk: int = 256) -> dict[str, Tensor] | None:
         """d/d(encoder) of mean_b sum_z q(z | x_b) f(z; x_b), in chunks of configurations."""

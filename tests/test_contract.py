@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from estimators import ESTIMATORS, Estimator
-from estimators.families import FAMILIES
+from primitives.families import FAMILIES
 
 CASES = [(name, family) for name in sorted(ESTIMATORS) for family in FAMILIES if family in ESTIMATORS[name].families]
 LOGIT_SHAPES = {"bernoulli": (4, 3), "categorical": (4, 3, 5)}  # [B, D] and [B, D, K]

@@ -26,7 +26,8 @@ from analysis.statistics import variance_statistics
 from discograd.probe import draw_estimates
 from estimators.arm import ARM
 from estimators.disarm import DisARM
-from estimators.exact import MAX_CONFIGURATIONS, Exact
+from estimators.exact import Exact
+from primitives.enumeration import MAX_CONFIGURATIONS
 from estimators.muprop import MuProp
 from tasks.mrf import MRF
 from tasks.toy_quadratic import ToyQuadratic

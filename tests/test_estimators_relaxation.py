@@ -1,5 +1,5 @@
 """Gumbel-Rao, ReinMax, REBAR, RELAX, the unordered set estimator, and the conditional noise
-they rest on (estimators/sampling.py).
+they rest on (primitives/sampling.py).
 
 False-alarm policy (tests/helpers.py): every statistical assertion is a test at family-wise
 level ALPHA = 1e-4 with a fixed seed, Bonferroni over the coordinates it looks at (z_crit).
@@ -21,12 +21,12 @@ from scipy import stats
 from test_unbiased import TASKS  # the tasks every unbiased estimator is z-tested on
 
 from analysis.statistics import variance_statistics
-from estimators.families import sample
+from primitives.families import sample
 from estimators.gumbel_rao import GumbelRao
 from estimators.rebar import Rebar, perturb
 from estimators.reinmax import ReinMax
 from estimators.relax import Relax
-from estimators.sampling import (
+from primitives.sampling import (
     conditional_gumbel,
     conditional_logistic,
     gumbel_noise,

@@ -1,4 +1,4 @@
-"""Sampling primitives (estimators/sampling.py): inverse-CDF Gumbel and logistic noise,
+"""Sampling primitives (primitives/sampling.py): inverse-CDF Gumbel and logistic noise,
 Gumbel-max, exact MRF sampling by Gumbel-max over joint states, Gumbel-top-k against the
 Plackett-Luce formula, and Perturb-and-MAP (exact without couplings, measurably not exact
 with them).
@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from scipy import stats
 
-from estimators.sampling import (
+from primitives.sampling import (
     gumbel_from_uniform, gumbel_max, gumbel_noise, gumbel_top_k, logistic_noise, perturb_and_map, plackett_luce_log_prob,
 )  # fmt: skip
 from helpers import ALPHA, z_crit
@@ -148,14 +148,14 @@ def test_gumbel_top_k_rejects_bad_k():
 
 @pytest.mark.parametrize("family", ["bernoulli", "categorical"])
 def test_family_log_prob_and_sample_match_torch_distributions(family):
-    """estimators.families writes out torch.distributions' formulas for speed: on hard samples
+    """primitives.families writes out torch.distributions' formulas for speed: on hard samples
     the same log-probabilities (values and gradients, float64 to 1e-12 absolute), and the same
     hard draws for the same random state (bernoulli; categorical samples by Gumbel-max, tested
     above). On relaxed samples it is the one-hot form, linear in z: sum z log p (written out
     here by hand), with its gradient in z, where OneHotCategorical would take the argmax."""
     from torch.distributions import Bernoulli, OneHotCategorical
 
-    from estimators.families import log_prob, relaxed_sample, sample
+    from primitives.families import log_prob, relaxed_sample, sample
 
     torch.manual_seed(0)
     shape = (4, 3) if family == "bernoulli" else (4, 3, 5)

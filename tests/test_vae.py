@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from discograd.run import run
-from estimators.families import log_prob
+from primitives.families import log_prob
 from estimators.reinforce import Reinforce
 from helpers import draw, exact, mean_z, z_crit
 from tasks.binary_vae import BinaryVAE

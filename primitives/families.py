@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from estimators.sampling import gumbel_max, gumbel_noise, logistic_noise, one_hot_argmax
+from primitives.sampling import gumbel_max, gumbel_noise, logistic_noise, one_hot_argmax
 
 FAMILIES = ("bernoulli", "categorical")
 
@@ -19,6 +19,11 @@ FAMILIES = ("bernoulli", "categorical")
 def check_family(family: str) -> None:
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; valid: {', '.join(FAMILIES)}")
+
+
+def event_shape(logits: Tensor, family: str) -> torch.Size:
+    """(D,) or (D, K) of logits: the axes of one latent."""
+    return logits.shape[-1:] if family == "bernoulli" else logits.shape[-2:]
 
 
 def batch_shape(logits: Tensor, family: str) -> torch.Size:

@@ -11,8 +11,16 @@ from typing import Callable, ClassVar, TypeVar
 T = TypeVar("T", bound=type)
 
 
+class UnknownName(KeyError):
+    """A registry lookup of a name that is not registered; the message lists the valid ones."""
+
+    def __str__(self) -> str:  # KeyError's own str() quotes the message
+        return str(self.args[0])
+
+
 class Registry(dict):
-    """name -> class, for one kind of plugin ("estimator", "task")."""
+    """name -> class, for one kind of plugin ("estimator", "task"); an unknown name raises
+    UnknownName listing the valid names."""
 
     def __init__(self, kind: str) -> None:
         super().__init__()
@@ -29,6 +37,11 @@ class Registry(dict):
             return cls
 
         return add
+
+    def __getitem__(self, name: str) -> T:
+        if name not in self:
+            raise UnknownName(f"unknown {self.kind} {name!r}; valid: {', '.join(sorted(self))}")
+        return super().__getitem__(name)
 
 
 class Named:
