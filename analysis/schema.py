@@ -1,63 +1,182 @@
-"""The one definition of the tables a run writes and the report reads.
+"""The one schema of the files a run writes: every column's name, type and meaning.
 
-``discograd.run`` writes stats.csv with STATS_COLUMNS; ``analysis.collect`` checks every
-file it loads against these lists, so a renamed or missing column fails loudly at load time,
-naming the file, instead of turning into NaNs in a figure.
+``discograd.run`` validates each row against it when it writes (:meth:`Table.row`: a missing
+or unknown key is a SchemaError, never a NaN in a file); ``analysis.collect`` checks each file
+against it when it loads (:meth:`Table.check`), naming the file. Nothing else lists columns.
+
+Identity: ``config_id`` is a hash of the job's resolved config less the seed and the keys that
+do not change results (discograd/identity.py); runs with one config_id and different seeds
+are pooled, runs with different config_ids are never merged. ``overrides`` is the readable
+form: the job's command-line overrides that distinguish it (less seed=). Within a run, the
+estimators it probed are told apart by ``estimator`` (a label: the registry name, plus the
+knobs that differ from their defaults).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
-
-STATS_COLUMNS = [
-    "step", "estimator", "task", "family", "temperature", "samples",
-    "bias_norm", "bias_norm_lo", "bias_norm_hi", "relative_bias",
-    "variance", "variance_lo", "variance_hi", "mse", "snr", "cosine",
-    "evaluations", "seconds_per_estimate", "work_normalized_variance", "reference",
-    "settings", "seed", "device",
-]  # fmt: skip
-NUMERIC_STATS = [
-    "step", "temperature", "samples", "bias_norm", "bias_norm_lo", "bias_norm_hi", "relative_bias",
-    "variance", "variance_lo", "variance_hi", "mse", "snr", "cosine", "evaluations",
-    "seconds_per_estimate", "work_normalized_variance", "seed",
-]  # fmt: skip
-# train.csv: these, then the task's evaluate() metrics (which differ by task)
-TRAIN_COLUMNS = ["step", "objective", "temperature", "seconds"]
-# summary.json fields every run has, whatever its status
-RUN_FIELDS = ["status", "error", "task", "estimator", "temperature", "seed", "device", "config_hash"]
-STATUSES = ("ok", "failed", "diverged")
-# what identifies one configuration across seeds
-CONFIG_KEY = ["task", "family", "estimator", "settings", "temperature"]
 
 
 class SchemaError(ValueError):
-    """A run file that does not have the columns or values this version writes."""
+    """A run file or row that does not have the columns or values this version writes."""
 
 
-def check_columns(frame: pd.DataFrame, expected: list[str], path: Path) -> pd.DataFrame:
-    missing = [c for c in expected if c not in frame.columns]
-    if missing:
-        raise SchemaError(f"{path} lacks column(s) {', '.join(missing)}; expected at least {', '.join(expected)}")
-    return frame
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: str  # "int" | "float" | "str"
+    meaning: str
+    nullable: bool = False  # True: the value may be missing (None / empty cell / NaN)
 
 
-def check_stats(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """stats.csv with its columns, numeric where they must be (an empty temperature is NaN)."""
-    check_columns(frame, STATS_COLUMNS, path)
-    for column in NUMERIC_STATS:
-        converted = pd.to_numeric(frame[column], errors="coerce")
-        if (converted.isna() & frame[column].notna()).any():
-            raise SchemaError(f"{path}: column {column} holds non-numeric values")
-        frame[column] = converted
-    frame["settings"] = frame["settings"].map(lambda v: "" if pd.isna(v) else str(v))  # an empty cell reads as NaN
-    return frame
+INT, FLOAT, STR = "int", "float", "str"
+_PYTHON = {INT: (int, np.integer), FLOAT: (int, float, np.integer, np.floating), STR: (str,)}
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+@dataclass(frozen=True)
+class Table:
+    """The columns of one file. ``open_floats``: other float columns are allowed (train.csv's
+    task metrics, named by each task's ``evaluate()``)."""
+
+    name: str
+    columns: tuple[Column, ...]
+    open_floats: bool = False
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def row(self, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` checked: every column present with a value of its type (null only where
+        nullable); unknown keys only as floats of an open table. Returns them in column order."""
+        missing = [n for n in self.names if n not in values]
+        if missing:
+            raise SchemaError(f"{self.name} row lacks {', '.join(missing)}")
+        for column in self.columns:
+            value = values[column.name]
+            if _missing(value):
+                if not column.nullable:
+                    raise SchemaError(f"{self.name}: {column.name} must not be empty")
+            elif isinstance(value, bool) or not isinstance(value, _PYTHON[column.dtype]):
+                raise SchemaError(f"{self.name}: {column.name} must be {column.dtype}, got {value!r}")
+        extra = [k for k in values if k not in self.names]
+        if extra and not self.open_floats:
+            raise SchemaError(f"{self.name} has no column(s) {', '.join(extra)}; columns: {', '.join(self.names)}")
+        for key in extra:
+            if not (_missing(values[key]) or isinstance(values[key], _PYTHON[FLOAT])) or isinstance(values[key], bool):
+                raise SchemaError(f"{self.name}: metric {key} must be a number, got {values[key]!r}")
+        return {k: values[k] for k in self.names + extra}
+
+    def check(self, frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+        """A loaded file: every column present, each of its type; empty string cells read as ''."""
+        missing = [n for n in self.names if n not in frame.columns]
+        if missing:
+            raise SchemaError(f"{path} lacks column(s) {', '.join(missing)}; expected {', '.join(self.names)}")
+        if not self.open_floats and (extra := [c for c in frame.columns if c not in self.names]):
+            raise SchemaError(f"{path} has unknown column(s) {', '.join(extra)}")
+        for column in self.columns:
+            values = frame[column.name]
+            if column.dtype == STR:
+                frame[column.name] = values.map(lambda v: "" if pd.isna(v) else str(v))
+                continue
+            converted = pd.to_numeric(values, errors="coerce")
+            if (converted.isna() & values.notna()).any():
+                raise SchemaError(f"{path}: column {column.name} holds non-numeric values")
+            if converted.isna().any() and not column.nullable:
+                raise SchemaError(f"{path}: column {column.name} has empty cells")
+            frame[column.name] = converted
+        return frame
+
+
+def _c(name: str, dtype: str, meaning: str, nullable: bool = False) -> Column:
+    return Column(name, dtype, meaning, nullable)
+
+
+IDENTITY = (
+    _c("config_id", STR, "hash of the resolved config less seed and result-neutral keys: one per configuration"),
+    _c("overrides", STR, "the job's command-line overrides less seed= (readable form of config_id)"),
+)
+LEARNED = (
+    _c("learned_temperature", FLOAT, "temperature an estimator learns (REBAR/RELAX with learn=true)", True),
+    _c("eta", FLOAT, "learned scale of a control variate (REBAR/RELAX)", True),
+)
+
+STATS = Table("stats.csv", (
+    _c("step", INT, "training step of the probe"),
+    *IDENTITY,
+    _c("estimator", STR, "label of the probed estimator: registry name [+ knobs that differ from defaults]"),
+    _c("knobs", STR, "every knob of the probed estimator's Hydra node, resolved (its identity)"),
+    _c("task", STR, "registry name of the task"),
+    _c("family", STR, "bernoulli | categorical"),
+    _c("temperature", FLOAT, "temperature the estimates were drawn at (scheduled or learned)", True),
+    *LEARNED,
+    _c("samples", INT, "independent gradient estimates N behind the row"),
+    _c("bias_norm", FLOAT, "||E g - reference||, debiased"),
+    _c("bias_norm_lo", FLOAT, "lower end of the 95% CI of bias_norm"),
+    _c("bias_norm_hi", FLOAT, "upper end of the 95% CI of bias_norm"),
+    _c("relative_bias", FLOAT, "bias_norm / ||reference||", True),
+    _c("variance", FLOAT, "trace of the covariance of one estimate"),
+    _c("variance_lo", FLOAT, "lower end of the 95% CI of variance"),
+    _c("variance_hi", FLOAT, "upper end of the 95% CI of variance"),
+    _c("mse", FLOAT, "E ||g - reference||^2 = bias_norm^2 + variance"),
+    _c("snr", FLOAT, "mean over coordinates of |mean| / sd", True),
+    _c("cosine", FLOAT, "cosine between the mean estimate and the reference", True),
+    _c("evaluations", INT, "evaluations of f per estimate"),
+    _c("seconds_per_estimate", FLOAT, "wall time of the probe per estimate"),
+    _c("work_normalized_variance", FLOAT, "variance x evaluations"),
+    _c("reference", STR, "exact | estimated"),
+    _c("seed", INT, "the run's seed"),
+    _c("device", STR, "device the run used"),
+))  # fmt: skip
+
+TRAIN = Table("train.csv", (
+    _c("step", INT, "training step"),
+    *IDENTITY,
+    _c("seed", INT, "the run's seed"),
+    _c("objective", FLOAT, "mean objective estimate of the trained estimator since the last row", True),
+    _c("temperature", FLOAT, "the trained estimator's temperature at this step", True),
+    *LEARNED,
+    _c("seconds", FLOAT, "wall time since the run started"),
+), open_floats=True)  # fmt: skip
+
+SUMMARY = Table("summary.json", (
+    _c("status", STR, "ok | failed | diverged"),
+    _c("error", STR, "the error message, if the run did not finish ok", True),
+    _c("error_type", STR, "the error's type", True),
+    *IDENTITY,
+    _c("task", STR, "the task", True),
+    _c("estimator", STR, "the trained estimator's label", True),
+    _c("temperature", FLOAT, "the trained estimator's final temperature", True),
+    _c("seed", INT, "the run's seed", True),
+    _c("device", STR, "the device asked for", True),
+    _c("seconds", FLOAT, "wall time of the job"),
+))  # fmt: skip
+STATUSES = ("ok", "failed", "diverged")
+# summary.json's structured fields beside the columns above (not checked by type)
+SUMMARY_EXTRA = ("metrics", "final_probe", "learned", "diverged_at")
 
 
 def check_summary(summary: dict, path: Path) -> dict:
-    missing = [f for f in RUN_FIELDS if f not in summary]
+    missing = [n for n in SUMMARY.names if n not in summary]
     if missing:
         raise SchemaError(f"{path} lacks field(s) {', '.join(missing)}")
     if summary["status"] not in STATUSES:
         raise SchemaError(f"{path}: status {summary['status']!r} is not one of {', '.join(STATUSES)}")
     return summary
+
+
+def summary_fields(summary: dict) -> dict:
+    """summary.json as the run loop writes it: the SUMMARY columns checked, then the extras."""
+    extra = {k: summary[k] for k in SUMMARY_EXTRA if k in summary}
+    unknown = [k for k in summary if k not in SUMMARY.names and k not in SUMMARY_EXTRA]
+    if unknown:
+        raise SchemaError(f"summary.json has no field(s) {', '.join(unknown)}")
+    return SUMMARY.row({k: v for k, v in summary.items() if k in SUMMARY.names}) | extra

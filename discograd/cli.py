@@ -36,7 +36,7 @@ def app(cfg: DictConfig) -> None:
         if done is not None:
             log.info("resume: skipped, this config finished ok in %s", done)
             return
-    summary = run_job(cfg, Path(hydra_cfg.runtime.output_dir))
+    summary = run_job(cfg, Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task))
     if multirun:
         return  # the sweep goes on; the end-of-sweep table lists failed jobs
     if summary["error_type"] == "ConfigError":

@@ -9,23 +9,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hydra.errors import InstantiationException
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException, InstantiationException, MissingConfigException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from discograd.errors import ConfigError
 from estimators import ESTIMATORS, Estimator
 from estimators.base import check_temperature
+from estimators.registry import construction, needs_latent_shape
 from primitives.families import FAMILIES
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 LOGGER_MODES = ("online", "offline", "disabled")
 
 
-def _instantiate(node: DictConfig, what: str) -> Any:
-    """instantiate(node), with the constructor's own ValueError/TypeError as a ConfigError."""
+def _instantiate(node: DictConfig, what: str, **kwargs: Any) -> Any:
+    """instantiate(node, **kwargs), with the constructor's own ValueError/TypeError as a ConfigError."""
     try:
-        return instantiate(node)
+        return instantiate(node, **kwargs)
     except InstantiationException as error:
         cause = error.__cause__ or error
         if isinstance(cause, (ValueError, TypeError, ImportError, AttributeError)):
@@ -95,38 +99,117 @@ def task_family(cfg: DictConfig) -> str | None:
     return getattr(_class(cfg, "task"), "family", None) or cfg.task.get("family")
 
 
-def build_estimator(cfg: DictConfig) -> Estimator:
-    """The estimator of cfg.estimator, checked to be an Estimator supporting the task's family."""
-    cls = _class(cfg, "estimator")
+def estimator_class(node: DictConfig, what: str, cfg: DictConfig) -> type:
+    """The Estimator subclass of ``node._target_``, checked to support the task's family."""
+    target = node.get("_target_") if OmegaConf.is_dict(node) else None
+    try:
+        cls = get_class(target)
+    except Exception as error:
+        raise ConfigError(f"{what} _target_ {target!r} cannot be imported: {error}") from None
     if not (isinstance(cls, type) and issubclass(cls, Estimator)):
-        raise ConfigError(f"estimator _target_ {cfg.estimator._target_!r} is not a subclass of estimators.Estimator")
+        raise ConfigError(f"{what} _target_ {target!r} is not a subclass of estimators.Estimator")
     family = task_family(cfg)
     if family not in cls.families:
         fitting = sorted(n for n, c in ESTIMATORS.items() if family in c.families)
         raise ConfigError(
-            f"estimator {cls.label()!r} supports {', '.join(sorted(cls.families))}, "
+            f"{what} {cls.label()!r} supports {', '.join(sorted(cls.families))}, "
             f"but task {task_name(cfg)!r} is {family}; estimators for {family}: {', '.join(fitting)}"
         )
-    return _instantiate(cfg.estimator, f"estimator {cls.label()!r}")
+    return cls
 
 
-def build_basket(cfg: DictConfig) -> list[Estimator]:
-    """The estimators of ``probe.estimators`` (names of conf/estimator/*.yaml, each with its
-    defaults and the run's temperature), probed beside the one that trains; [] if none."""
-    names = list(cfg.probe.get("estimators") or [])
-    valid = sorted(p.stem for p in (CONF_DIR / "estimator").glob("*.yaml"))
-    basket = []
-    for name in names:
-        if name not in valid:
-            raise ConfigError(f"unknown estimator {name!r} in probe.estimators; valid: {', '.join(valid)}")
-        plain = OmegaConf.to_container(cfg, resolve=False)
-        plain["estimator"] = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "estimator" / f"{name}.yaml"))
-        basket.append(build_estimator(OmegaConf.create(plain)))
-    return basket
+def build_estimator(
+    cfg: DictConfig, node: DictConfig | None = None, latent_shape: tuple[int, ...] | None = None, what: str = "estimator"
+) -> Estimator:
+    """The estimator of ``node`` (default cfg.estimator), checked to be an Estimator that
+    supports the task's family, built for the task's ``latent_shape`` where it needs one."""
+    node = cfg.estimator if node is None else node
+    cls = estimator_class(node, what, cfg)
+    if latent_shape is None and needs_latent_shape(cls):
+        latent_shape = tuple(build_task(cfg).latent_shape)
+    return _instantiate(node, f"{what} {cls.label()!r}", **construction(cls, latent_shape))
 
 
-def build_schedule(cfg: DictConfig) -> Any:
-    return _instantiate(cfg.schedule, "schedule")
+def _searchpath(cfg: DictConfig) -> list[str]:
+    """The run's extra Hydra search path (hydra.searchpath), so a user's estimator yaml on it
+    resolves in probe.estimators as it does in estimator=NAME."""
+    if OmegaConf.select(cfg, "hydra.searchpath") is not None:
+        return list(cfg.hydra.searchpath)
+    return list(HydraConfig.get().searchpath) if HydraConfig.initialized() else []
+
+
+def option_node(group: str, name: str, cfg: DictConfig) -> dict[str, Any]:
+    """The config group option ``group=name`` composed by Hydra (conf/ and the run's search
+    path), unresolved: the one way from a name to an estimator's node."""
+    overrides = [f"{group}={name}"]
+    if path := _searchpath(cfg):
+        overrides.append(f"hydra.searchpath=[{','.join(path)}]")
+    try:
+        if GlobalHydra.instance().is_initialized():
+            composed = compose("config", overrides=overrides)
+        else:
+            with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+                composed = compose("config", overrides=overrides)
+    except MissingConfigException as error:
+        valid = ", ".join(sorted(error.options or []))
+        raise ConfigError(f"unknown {group} {name!r} in probe.estimators; valid: {valid}") from None
+    except HydraException as error:
+        raise ConfigError(f"probe.estimators entry {name!r}: {error}") from None
+    return OmegaConf.to_container(composed[group], resolve=False)
+
+
+def basket_nodes(cfg: DictConfig) -> list[DictConfig]:
+    """probe.estimators as resolved estimator nodes: each entry a name (conf/estimator/NAME.yaml
+    or a user's on the search path) or a node with _target_, its ``${temperature}`` resolved
+    to the trained estimator's temperature where it has one (the schedule writes both alike),
+    else to the run's ``temperature``."""
+    entries = cfg.probe.get("estimators") or []
+    trained = OmegaConf.select(cfg, "estimator.temperature")
+    temperature = cfg.temperature if trained is None else trained
+    nodes = []
+    for entry in entries:
+        if isinstance(entry, str):
+            plain = option_node("estimator", entry, cfg)
+        elif OmegaConf.is_dict(entry) and "_target_" in entry:
+            plain = OmegaConf.to_container(entry, resolve=False)
+        else:
+            raise ConfigError(f"probe.estimators entries are estimator names or nodes with _target_, got {entry!r}")
+        try:
+            resolved = OmegaConf.to_container(OmegaConf.create({"temperature": temperature, "node": plain}), resolve=True)
+        except Exception as error:
+            raise ConfigError(f"probe.estimators entry {entry!r} cannot be resolved: {error}") from None
+        nodes.append(OmegaConf.create(resolved["node"]))
+    return nodes
+
+
+def build_basket(cfg: DictConfig, latent_shape: tuple[int, ...] | None = None) -> list[tuple[DictConfig, Estimator]]:
+    """(node, estimator) for each entry of ``probe.estimators``, probed beside the trained one."""
+    return [(node, build_estimator(cfg, node, latent_shape, "probe.estimators entry")) for node in basket_nodes(cfg)]
+
+
+def build_reference_estimator(cfg: DictConfig, latent_shape: tuple[int, ...] | None = None) -> Estimator:
+    """probe.reference_estimator: the unbiased estimator behind an estimated reference."""
+    node = cfg.probe.reference_estimator
+    cls = estimator_class(node, "probe.reference_estimator", cfg)
+    if not cls.unbiased:
+        unbiased = ", ".join(sorted(n for n, c in ESTIMATORS.items() if c.unbiased))
+        raise ConfigError(f"probe.reference_estimator {cls.label()!r} is biased; unbiased estimators: {unbiased}")
+    return build_estimator(cfg, node, latent_shape, "probe.reference_estimator")
+
+
+def build_schedule(cfg: DictConfig, estimator: Estimator) -> Any:
+    """The temperature schedule, starting from the trained estimator's temperature; None for
+    an estimator without one. A schedule that is not constant is refused for an estimator that
+    learns its temperature."""
+    if estimator.temperature is None:
+        return None
+    schedule = _instantiate(cfg.schedule, "schedule", initial=estimator.temperature)
+    if estimator.learns_temperature and not schedule.constant:
+        raise ConfigError(
+            f"estimator {estimator.label()!r} learns its temperature; a schedule would overwrite it: "
+            "use schedule=constant (or the estimator's learn=false)"
+        )
+    return schedule
 
 
 def build_task(cfg: DictConfig) -> Any:
@@ -136,7 +219,7 @@ def build_task(cfg: DictConfig) -> Any:
 def validate(cfg: DictConfig) -> None:
     """All checks that need no data and no device: knobs, estimator, schedule, task knobs."""
     check_knobs(cfg)
-    build_estimator(cfg)
-    build_basket(cfg)
-    build_schedule(cfg)
-    build_task(cfg)
+    latent_shape = tuple(build_task(cfg).latent_shape)
+    build_schedule(cfg, build_estimator(cfg, latent_shape=latent_shape))
+    build_basket(cfg, latent_shape)
+    build_reference_estimator(cfg, latent_shape)

@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from analysis.schema import STATS_COLUMNS
+from analysis.schema import STATS
 from discograd.config import CONF_DIR, check_logger
 
 
@@ -87,7 +87,7 @@ class WandbLogger(Logger):
         self.run.log(_numbers(row, prefix), step=row["step"])
 
     def finish(self, summary: dict[str, Any]) -> None:
-        table = self.wandb.Table(columns=STATS_COLUMNS, data=[[row.get(c) for c in STATS_COLUMNS] for row in self.rows])
+        table = self.wandb.Table(columns=STATS.names, data=[[row.get(c) for c in STATS.names] for row in self.rows])
         self.run.log({"stats": table})
         self.run.summary.update(summary)
         self.run.finish(exit_code=0 if summary["status"] == "ok" else 1)

@@ -1,20 +1,26 @@
 """The run loop: train the task with the estimator, probe its gradients, write the run's files.
 
-Files (in the run's output directory, each written atomically after every change):
-    stats.csv     one row per probe: bias, variance, mse, snr, cosine, cost (STATS_COLUMNS)
+Files (in the run's output directory, each written atomically after every change, every row
+checked against analysis/schema.py as it is written):
+    stats.csv     one row per probe and probed estimator: bias, variance, mse, snr, cosine, cost
     train.csv     one row per logged step: step, objective, temperature, eval metrics, seconds
-    summary.json  status ok | failed | diverged, the error if any, final metrics
+    summary.json  status ok | failed | diverged, the error if any, final metrics, the final
+                  probe of each probed estimator by label, the learned values
+
+State (estimators/base.py): the run loop is the one writer of estimator state. The schedule
+sets the temperature of every probed estimator that has one and does not learn it, before
+every probe and every training step, step 0 included; learned parameters are stepped, in
+training only, by an optimizer built here from ``Estimate.control_loss``.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -22,20 +28,23 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from analysis.schema import STATS_COLUMNS, TRAIN_COLUMNS
+from analysis.schema import LEARNED, STATS, TRAIN, SchemaError, summary_fields
 from analysis.statistics import gradient_statistics
-from discograd.config import build_basket, build_estimator, build_schedule, build_task, check_knobs
+from discograd.config import (
+    build_basket, build_estimator, build_reference_estimator, build_schedule, build_task, check_knobs,
+)  # fmt: skip
+from discograd.identity import config_id, estimator_label, knobs_text, readable_overrides
 from discograd.devices import resolve_device
 from discograd.errors import ConfigError, Diverged
-from primitives.io import write_csv, write_json
 from discograd.loggers import Logger, make_logger
 from discograd.probe import draw_estimates, flatten
 from estimators import Estimator
 from estimators.budget import Budgeted
-from estimators.reinforce import Reinforce
+from primitives.io import write_csv, write_json
 from tasks import Task
 
 log = logging.getLogger(__name__)
+LEARNED_COLUMNS = [c.name for c in LEARNED]
 
 
 
@@ -45,11 +54,11 @@ def probe_steps(steps: int, every: int) -> list[int]:
     return sorted({0, steps, *between})
 
 
-def reference_gradient(task: Task, batch: Any, cfg: DictConfig) -> tuple[np.ndarray, np.ndarray | None, str]:
+def reference_gradient(task: Task, batch: Any, cfg: DictConfig, reference: Estimator) -> tuple[np.ndarray, np.ndarray | None, str]:
     """(reference [P], its standard errors or None, "exact" | "estimated").
 
     Exact where the task has it (unless probe.reference=estimated); otherwise the mean of
-    probe.reference_samples draws of reinforce with the leave-one-out baseline (unbiased).
+    probe.reference_samples draws of ``reference`` (probe.reference_estimator, unbiased).
     """
     names = list(task.estimand())
     exact = None if cfg.probe.reference == "estimated" else task.exact_gradient(batch)
@@ -57,53 +66,69 @@ def reference_gradient(task: Task, batch: Any, cfg: DictConfig) -> tuple[np.ndar
         return flatten(exact, names), None, "exact"
     if cfg.probe.reference == "exact":
         raise ConfigError(f"probe.reference=exact, but task {task.label()!r} has no exact gradient here; valid: auto, estimated")
-    device = next(task.parameters.parameters()).device
-    rloo = Reinforce(baseline="loo", num_samples=2).to(device)
-    draws = draw_estimates(task, rloo, batch, cfg.probe.reference_samples, cfg.probe.chunk, cfg.probe.vectorize, "reference")
+    draws = draw_estimates(task, reference, batch, cfg.probe.reference_samples, cfg.probe.chunk, cfg.probe.vectorize, "reference")
     x = draws.estimates.astype(np.float64)
     return x.mean(0), x.std(0, ddof=1) / math.sqrt(x.shape[0]), "estimated"
 
 
-class Recorder:
-    """Holds the rows of a run, rewrites its files atomically as they grow, and hands each
-    row to the run's logger."""
+@dataclass(frozen=True)
+class Probed:
+    """One estimator a run probes: its label (unique in the run), its knobs, the module."""
 
-    def __init__(self, output_dir: Path, logger: Logger) -> None:
-        self.output_dir, self.logger = Path(output_dir), logger
+    label: str
+    knobs: str
+    estimator: Estimator
+
+
+class Recorder:
+    """Holds the rows of a run, rewrites its files atomically as they grow (each row checked
+    against its table's schema first), and hands each row to the run's logger."""
+
+    def __init__(self, output_dir: Path, logger: Logger, identity: dict[str, Any]) -> None:
+        self.output_dir, self.logger, self.identity = Path(output_dir), logger, identity
         self.stats: list[dict[str, Any]] = []
         self.train: list[dict[str, Any]] = []
 
     def add_stats(self, row: dict[str, Any]) -> None:
-        self.stats.append(row)
-        write_csv(self.output_dir / "stats.csv", self.stats, STATS_COLUMNS)
-        self.logger.probe(row)
+        self.stats.append(STATS.row(self.identity | row))
+        write_csv(self.output_dir / "stats.csv", self.stats, STATS.names)
+        self.logger.probe(self.stats[-1])
 
     def add_train(self, row: dict[str, Any]) -> None:
-        self.train.append(row)
-        write_csv(self.output_dir / "train.csv", self.train, TRAIN_COLUMNS)
-        self.logger.train(row)
+        self.train.append(TRAIN.row(self.identity | row))
+        write_csv(self.output_dir / "train.csv", self.train, TRAIN.names)
+        self.logger.train(self.train[-1])
 
 
-def probe(step: int, task: Task, estimators: list[Estimator], batch: Any, cfg: DictConfig, device: torch.device) -> list[dict[str, Any]]:
-    """stats.csv rows, one per estimator: probe.samples estimates of each, on the same batch
-    and parameters, compared with one reference."""
-    reference, reference_se, kind = reference_gradient(task, batch, cfg)
+def learned_columns(estimator: Estimator) -> dict[str, float | None]:
+    """The schema's learned-value columns for ``estimator`` (None where it learns nothing)."""
+    values = estimator.learned_values()
+    unknown = [k for k in values if k not in LEARNED_COLUMNS]
+    if unknown:
+        raise SchemaError(f"estimator {estimator.label()!r} learns {', '.join(unknown)}; columns: {', '.join(LEARNED_COLUMNS)}")
+    return {k: values.get(k) for k in LEARNED_COLUMNS}
+
+
+def probe(step: int, task: Task, probed: list[Probed], batch: Any, cfg: DictConfig, reference: Estimator) -> list[dict[str, Any]]:
+    """stats.csv rows, one per probed estimator: probe.samples estimates of each, on the same
+    batch and parameters, compared with one reference."""
+    target, target_se, kind = reference_gradient(task, batch, cfg, reference)
     rows = []
-    for estimator in estimators:
+    for item in probed:
         draws = draw_estimates(
-            task, estimator, batch, cfg.probe.samples, cfg.probe.chunk, cfg.probe.vectorize, f"probe step {step}"
+            task, item.estimator, batch, cfg.probe.samples, cfg.probe.chunk, cfg.probe.vectorize, f"probe step {step}"
         )
         if not np.isfinite(draws.estimates).all():
-            raise Diverged(step, f"a probe estimate of {estimator.label()}")
-        stats = gradient_statistics(draws.estimates, reference, reference_se, draws.evaluations, draws.seconds_per_estimate)
+            raise Diverged(step, f"a probe estimate of {item.label}")
+        stats = gradient_statistics(draws.estimates, target, target_se, draws.evaluations, draws.seconds_per_estimate)
         rows.append({
-            "step": step, "estimator": estimator.label(), "task": task.label(),
-            "family": task.family, "temperature": estimator.temperature, "samples": cfg.probe.samples,
-            **stats, "reference": kind, "settings": estimator.extra_repr(), "seed": cfg.seed, "device": str(device),
+            "step": step, "estimator": item.label, "knobs": item.knobs, "task": task.label(), "family": task.family,
+            "temperature": item.estimator.temperature, **learned_columns(item.estimator), "samples": cfg.probe.samples,
+            **stats, "reference": kind,
         })  # fmt: skip
         log.info(
             "probe step %d, %s: bias_norm %.4g [%.4g, %.4g], variance %.4g [%.4g, %.4g], mse %.4g",
-            step, estimator.label(), stats["bias_norm"], stats["bias_norm_lo"], stats["bias_norm_hi"],
+            step, item.label, stats["bias_norm"], stats["bias_norm_lo"], stats["bias_norm_hi"],
             stats["variance"], stats["variance_lo"], stats["variance_hi"], stats["mse"],
         )  # fmt: skip
     return rows
@@ -127,11 +152,19 @@ def not_finite(tensors: list[torch.Tensor]) -> bool:
     return bool(found)
 
 
-def train_step(step: int, task: Task, estimator: Estimator, optimizers: list[torch.optim.Optimizer]) -> float:
-    """One optimizer step on the estimator's surrogate; returns the objective estimate."""
+def train_step(
+    step: int, task: Task, estimator: Estimator, optimizers: list[torch.optim.Optimizer],
+    control: torch.optim.Optimizer | None = None,
+) -> float:
+    """One optimizer step on the estimator's surrogate (and, with ``control``, one step of the
+    estimator's learned parameters down its ``control_loss``); returns the objective estimate."""
     batch = task.train_batch()
     logits = task.logits(batch)
     estimate = estimator(logits, task.bind(batch, logits), task.family)
+    control_grads = None
+    if control is not None and estimate.control_loss is not None:  # before backward frees the shared graph
+        leaves = [p for group in control.param_groups for p in group["params"]]
+        control_grads = torch.autograd.grad(estimate.control_loss, leaves, retain_graph=True, allow_unused=True)
     for optimizer in optimizers:
         optimizer.zero_grad(set_to_none=True)
     estimate.surrogate.backward()
@@ -145,56 +178,88 @@ def train_step(step: int, task: Task, estimator: Estimator, optimizers: list[tor
         raise Diverged(step, "a parameter gradient")
     for optimizer in optimizers:
         optimizer.step()
+    if control_grads is not None:
+        for leaf, grad in zip(leaves, control_grads):
+            leaf.grad = torch.zeros_like(leaf) if grad is None else grad
+        if not_finite([leaf.grad for leaf in leaves]):
+            raise Diverged(step, "the gradient of the estimator's control loss")
+        control.step()
     return value
 
 
-def run(cfg: DictConfig, output_dir: Path, logger: Logger | None = None) -> dict[str, Any]:
+def control_optimizer(estimator: Estimator) -> torch.optim.Optimizer | None:
+    """Adam over the estimator's learned parameters at its ``control_lr``; None if it learns nothing."""
+    params = [p for p in estimator.parameters() if p.requires_grad]
+    if estimator.control_lr is None or not params:
+        return None
+    return torch.optim.Adam(params, lr=estimator.control_lr)
+
+
+def build_probed(cfg: DictConfig, estimator: Estimator, latent_shape: tuple[int, ...]) -> list[Probed]:
+    """The trained estimator first, with its exact config, then probe.estimators (an entry
+    with the trained estimator's label is that estimator, probed once)."""
+    probed = [Probed(estimator_label(cfg.estimator), knobs_text(cfg.estimator), estimator)]
+    for node, other in build_basket(cfg, latent_shape):
+        label = estimator_label(node)
+        if label not in {p.label for p in probed}:
+            probed.append(Probed(label, knobs_text(node), other))
+    return probed
+
+
+def run(cfg: DictConfig, output_dir: Path, logger: Logger | None = None, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Train and probe as cfg says, writing stats.csv and train.csv (and handing their rows to
     ``logger``, if given); returns the final metrics.
 
     Raises ConfigError for bad input, Diverged for NaN/inf; ``run_job`` records both.
     """
     check_knobs(cfg)
-    estimator, schedule = build_estimator(cfg), build_schedule(cfg)
-    basket = build_basket(cfg) or [estimator]  # probe.estimators, else the trained estimator
-    if cfg.get("budget"):  # every estimator spends the same evaluations of f per estimate
-        estimator = Budgeted(estimator, cfg.budget)
-        basket = [Budgeted(other, cfg.budget) for other in basket]
     device = resolve_device(cfg.device.name)
     torch.manual_seed(cfg.seed)
     task = build_task(cfg).to(device)
-    estimator.to(device)
-    for other in basket:
-        other.to(device)
-    optimizers = task.optimizers()
-    recorder, batch = Recorder(output_dir, logger or Logger()), task.probe_batch()
+    shape = tuple(task.latent_shape)
+    estimator = build_estimator(cfg, latent_shape=shape)
+    schedule = build_schedule(cfg, estimator)
+    probed = build_probed(cfg, estimator, shape)
+    reference = build_reference_estimator(cfg, shape)
+    if cfg.get("budget"):  # every estimator spends the same evaluations of f per estimate
+        probed = [Probed(p.label, p.knobs, Budgeted(p.estimator, cfg.budget)) for p in probed]
+    estimator = probed[0].estimator
+    for module in [p.estimator for p in probed] + [reference]:
+        module.to(device)
+    optimizers, control = task.optimizers(), control_optimizer(estimator)
+    identity = {"config_id": config_id(cfg), "overrides": readable_overrides(overrides)}
+    recorder, batch = Recorder(output_dir, logger or Logger(), identity), task.probe_batch()
     probes, start = set(probe_steps(cfg.steps, cfg.probe.every)), time.perf_counter()
+    scheduled = [p.estimator for p in probed if p.estimator.temperature is not None and not p.estimator.learns_temperature]
     window: list[float] = []
-    desc = f"{task.label()}/{estimator.label()}"
+    desc = f"{task.label()}/{probed[0].label}"
     with tqdm(total=cfg.steps, desc=desc, disable=None) as bar:
         for step in range(cfg.steps + 1):
+            if schedule is not None:  # the one writer of the temperature, before probe and step alike
+                for module in scheduled:
+                    module.set_temperature(schedule(step))
             if step in probes:
-                for other in basket:  # the basket follows the trained estimator's temperature
-                    if other.temperature is not None and estimator.temperature is not None:
-                        other.set_temperature(estimator.temperature)
-                for row in probe(step, task, basket, batch, cfg, device):
-                    recorder.add_stats(row)
+                for row in probe(step, task, probed, batch, cfg, reference):
+                    recorder.add_stats(row | {"seed": cfg.seed, "device": str(device)})
             if step % cfg.log_every == 0 or step == cfg.steps:
                 metrics = task.evaluate()
                 recorder.add_train({
-                    "step": step, "objective": float(np.mean(window)) if window else float("nan"),
-                    "temperature": estimator.temperature, **metrics, "seconds": time.perf_counter() - start,
+                    "step": step, "seed": cfg.seed, "objective": float(np.mean(window)) if window else float("nan"),
+                    "temperature": estimator.temperature, **learned_columns(estimator), **metrics,
+                    "seconds": time.perf_counter() - start,
                 })  # fmt: skip
                 if bar.disable:  # no terminal: plain log lines instead of the bar
                     log.info("step %d/%d: %s", step, cfg.steps, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
                 window = []
             if step == cfg.steps:
                 break
-            if estimator.temperature is not None:
-                estimator.set_temperature(schedule(step))
-            window.append(train_step(step, task, estimator, optimizers))
+            window.append(train_step(step, task, estimator, optimizers, control))
             bar.update(1)
-    return {"temperature": estimator.temperature, "metrics": metrics, "final_probe": {k: recorder.stats[-1][k] for k in ("bias_norm", "variance", "mse")}}
+    last = [row for row in recorder.stats if row["step"] == recorder.stats[-1]["step"]]
+    return {
+        "temperature": estimator.temperature, "metrics": metrics, "learned": estimator.learned_values(),
+        "final_probe": {row["estimator"]: {k: row[k] for k in ("bias_norm", "variance", "mse")} for row in last},
+    }  # fmt: skip
 
 
 def _name(cfg: DictConfig, group: str) -> str | None:
@@ -206,29 +271,29 @@ def _name(cfg: DictConfig, group: str) -> str | None:
         return target
 
 
-def config_hash(cfg: DictConfig) -> str:
-    """sha256 of the resolved config, less the keys that do not change results (resume,
-    report, logger, hydra): what resume=true compares, never a folder name."""
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    plain = {k: v for k, v in plain.items() if k not in ("resume", "report", "logger", "hydra")}
-    return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def _identity(cfg: DictConfig, overrides: Sequence[str]) -> dict[str, Any]:
+    """config_id and overrides, or (for a config too broken to resolve) config_id "" ."""
+    try:
+        return {"config_id": config_id(cfg), "overrides": readable_overrides(overrides)}
+    except Exception:  # the run itself reports why; the summary must still be written
+        return {"config_id": "", "overrides": readable_overrides(overrides)}
 
 
-def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
+def run_job(cfg: DictConfig, output_dir: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """``run`` that never raises for a failing job: it writes summary.json with status
     ok | failed | diverged (and the error), finishes the job's logger with it (a W&B run that
     cannot start fails the job), and returns that summary. An interrupted job writes no
     summary; wandb's exit hook finishes its W&B run as failed."""
     output_dir = Path(output_dir)
     summary: dict[str, Any] = {
-        "status": "ok", "error": None, "error_type": None, "config_hash": config_hash(cfg),
+        "status": "ok", "error": None, "error_type": None, **_identity(cfg, overrides),
         "task": _name(cfg, "task"), "estimator": _name(cfg, "estimator"),
         "temperature": OmegaConf.select(cfg, "estimator.temperature"), "seed": cfg.get("seed"), "device": OmegaConf.select(cfg, "device.name"),
     }  # fmt: skip
     start, logger = time.perf_counter(), Logger()
     try:
         logger = make_logger(cfg, output_dir)
-        summary |= run(cfg, output_dir, logger)
+        summary |= run(cfg, output_dir, logger, overrides)
     except Diverged as error:
         summary |= {"status": "diverged", "error": str(error), "error_type": "Diverged", "diverged_at": error.step}
         log.warning("run diverged: %s", error)
@@ -237,6 +302,6 @@ def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         if not isinstance(error, ConfigError):
             log.error("run failed:\n%s", traceback.format_exc())
     summary["seconds"] = time.perf_counter() - start
-    write_json(output_dir / "summary.json", summary)
+    write_json(output_dir / "summary.json", summary_fields(summary))
     logger.finish(summary)
     return summary

@@ -1,5 +1,10 @@
-r"""Temperature schedules (conf/schedule/), applied by the run loop through
-``Estimator.set_temperature`` before each training step."""
+r"""Temperature schedules (conf/schedule/): the one writer of an estimator's temperature.
+
+The run loop builds the schedule with ``initial`` = the trained estimator's temperature (its
+``temperature`` knob) and applies ``schedule(step)`` through ``Estimator.set_temperature``
+to every probed and trained estimator that has a temperature and does not learn it, before
+every probe and every training step, step 0 included. ``constant`` leaves tau_0 as it is.
+"""
 from __future__ import annotations
 
 import math
@@ -9,6 +14,8 @@ from estimators.base import check_temperature
 
 class Constant:
     """tau_t = tau_0."""
+
+    constant = True
 
     def __init__(self, initial: float) -> None:
         self.initial = check_temperature(initial)
@@ -24,6 +31,8 @@ class Exponential:
     Jang et al. (2017), Categorical reparameterization with Gumbel-softmax: tau_0 = 1,
     tau_min = 0.5, r = 1e-5 or 1e-4, updated every 1000 steps.
     """
+
+    constant = False
 
     def __init__(self, initial: float, minimum: float = 0.5, rate: float = 3e-5, interval: int = 1000) -> None:
         self.initial = check_temperature(initial)

@@ -11,12 +11,23 @@ Shapes:
 
 ``forward(logits, f, family)`` returns an :class:`Estimate`: ``surrogate`` is a scalar whose
 backward gives the estimate for every parameter upstream of logits and inside f; ``value``
-is the detached estimate of L; ``evaluations`` counts the samples f was run on.
+is the detached estimate of L; ``evaluations`` counts the samples f was run on;
+``control_loss`` (estimators with learned parts, training mode only) is what those parts
+minimize, e.g. the squared norm of the estimate.
 
-Capabilities are class attributes that callers check: ``families``, ``unbiased``,
-``vmappable`` (False sends the gradient probe to its loop path) and ``name`` (set by
-``@register``). Knobs are constructor arguments; ``temperature`` is None for estimators
-without one, and the run loop changes it only through :meth:`Estimator.set_temperature`.
+Capabilities are attributes that callers check: ``families``, ``unbiased``, ``vmappable``
+(False sends the gradient probe to its loop path), ``relaxed_value``, ``learns_temperature``
+and ``name`` (set by ``@register``).
+
+Knobs and state. Knobs are constructor arguments (the estimator's Hydra node); they are frozen
+and are the estimator's identity. State is what changes during a run: the temperature and
+learned parameters. The run loop is its one writer: it sets the temperature through
+:meth:`Estimator.set_temperature` from the temperature schedule before every probe and every
+training step (starting from the estimator's own ``temperature`` knob), except for an
+estimator that ``learns_temperature``; and it steps learned parameters with an optimizer it
+builds (learning rate ``control_lr``) from ``Estimate.control_loss``. An estimator builds
+every part in its constructor (one that needs the latent's shape takes ``latent_shape``) and
+never steps an optimizer itself.
 """
 from __future__ import annotations
 
@@ -25,8 +36,8 @@ from typing import Callable, ClassVar
 
 from torch import Tensor, nn
 
-from primitives.registry import Named
 from primitives.families import FAMILIES, batch_shape, check_family
+from primitives.registry import Named
 
 Objective = Callable[[Tensor], Tensor]
 
@@ -36,6 +47,7 @@ class Estimate:
     surrogate: Tensor  # scalar; its gradient is the estimate
     value: Tensor  # scalar, detached estimate of the objective
     evaluations: int  # samples f was evaluated on
+    control_loss: Tensor | None = None  # scalar the learned parameters minimize; None: nothing to learn now
 
 
 def check_temperature(value: float) -> float:
@@ -64,13 +76,22 @@ class Estimator(Named, nn.Module):
     unbiased: ClassVar[bool] = False
     vmappable: ClassVar[bool] = True
     relaxed_value: ClassVar[bool] = False  # True: ``value`` is f at a relaxed sample, not at hard samples
+    learns_temperature: bool = False  # True: training sets the temperature; no schedule may
+    control_lr: float | None = None  # learning rate of the learned parameters; None: none are learned
     temperature: float | None = None
 
     def set_temperature(self, value: float) -> None:
         """The one setter the run loop's temperature schedule uses."""
         if self.temperature is None:
             raise TypeError(f"estimator {self.label()!r} has no temperature")
+        if self.learns_temperature:
+            raise TypeError(f"estimator {self.label()!r} learns its temperature; a schedule may not set it")
         self.temperature = check_temperature(value)
+
+    def learned_values(self) -> dict[str, float]:
+        """The learned scalars a run records (stats.csv and train.csv columns learned_temperature,
+        eta); {} for an estimator that learns nothing."""
+        return {}
 
     def check_input(self, logits: Tensor, family: str) -> None:
         """Reject a family this estimator does not support, and logits of the wrong rank."""

@@ -25,6 +25,7 @@ class Budgeted(Estimator):
         self.inner = inner
         self.budget = check_count("budget", budget, 1)
         self.families, self.unbiased, self.vmappable = inner.families, inner.unbiased, type(inner).vmappable
+        self.learns_temperature, self.control_lr = inner.learns_temperature, inner.control_lr
 
     def label(self) -> str:  # type: ignore[override]  # the inner estimator's name, per instance
         return self.inner.label()
@@ -36,12 +37,17 @@ class Budgeted(Estimator):
     def set_temperature(self, value: float) -> None:
         self.inner.set_temperature(value)
 
+    def learned_values(self) -> dict[str, float]:
+        return self.inner.learned_values()
+
     def forward(self, logits: Tensor, f: Objective, family: str) -> Estimate:
         first = self.inner(logits, f, family)
         draws = [first] + [self.inner(logits, f, family) for _ in range(max(1, self.budget // first.evaluations) - 1)]
         k = len(draws)
+        losses = [d.control_loss for d in draws if d.control_loss is not None]
         return Estimate(
-            sum(d.surrogate for d in draws) / k, sum(d.value for d in draws) / k, sum(d.evaluations for d in draws)
+            sum(d.surrogate for d in draws) / k, sum(d.value for d in draws) / k, sum(d.evaluations for d in draws),
+            sum(losses) / len(losses) if losses else None,
         )
 
     def extra_repr(self) -> str:

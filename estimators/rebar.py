@@ -15,16 +15,16 @@ relaxed terms cancel the control variate's score term in expectation [1] (the fi
 f's own dependence on phi, pathwise). Cost: 3 evaluations of f, f(b), f(sigma(z)),
 f(sigma(z~)), in one call of f on the three stacked.
 
-Learning eta and lambda (``learn=True``, training mode only). [1] tunes them to minimize the
-variance of the estimate, i.e. E ||g||^2 (its mean does not depend on them). Each training
-call differentiates ||g||^2, where g is this call's estimate w.r.t. the logits, by
-``torch.autograd.grad(create_graph=True)`` and takes one step of the estimator's own Adam
-(``lr``). eta and log lambda enter that graph as fresh copies, so the in-place step neither
-touches the graph of the returned surrogate nor receives its gradients; the estimate
-returned is the one made with the values before the step. In eval mode (the gradient
-probe) and with ``learn=False`` nothing is updated, and the estimator is vmappable.
-``set_temperature`` (a schedule) resets lambda; with ``learn=True`` the learned value is
-what ``temperature`` reports.
+Learning eta and lambda (``learn=True``). [1] tunes them to minimize the variance of the
+estimate, i.e. E ||g||^2 (its mean does not depend on them). In training mode the estimate
+carries ``control_loss`` = ||g||^2, where g is this call's estimate w.r.t. the logits written
+as a function of eta and log lambda (``torch.autograd.grad(create_graph=True)``); the run
+loop steps them down its gradient with an Adam it builds (``lr``, reported as
+``control_lr``), after the estimate is made, so the estimate uses the values before the step.
+With ``learn=True`` the temperature is learned state (``learns_temperature``: a temperature
+schedule may not write it); with ``learn=False`` it is a knob the schedule sets. In eval mode
+(the gradient probe) and with ``learn=False`` there is no control loss, and the estimator
+is vmappable.
 
 Families: bernoulli and categorical.
 
@@ -79,25 +79,27 @@ class Rebar(Estimator):
             raise ValueError(f"{type(self).__name__.lower()} lr must be > 0, got {lr!r}")
         self.eta = nn.Parameter(torch.tensor(float(eta)))
         self.log_temperature = nn.Parameter(torch.tensor(math.log(tau)))
-        self._temperature = tau
-        self.learn, self.lr = bool(learn), float(lr)
-        self.optimizer: torch.optim.Optimizer | None = None  # built at the first learning step
+        self.learn = bool(learn)
+        self.learns_temperature = self.learn
+        self.control_lr = float(lr) if self.learn else None
 
     @property
     def temperature(self) -> float:
-        return self._temperature
+        return float(self.log_temperature.detach().exp())
 
     @temperature.setter
     def temperature(self, value: float) -> None:
-        self._temperature = check_temperature(value)
         with torch.no_grad():
-            self.log_temperature.fill_(math.log(self._temperature))
+            self.log_temperature.fill_(math.log(check_temperature(value)))
+
+    def learned_values(self) -> dict[str, float]:
+        return {"learned_temperature": self.temperature, "eta": float(self.eta.detach())} if self.learn else {}
 
     def controls(self, learning: bool) -> dict[str, Tensor]:
-        """The control variate's parameters by name: fresh leaves when learning (see the module
-        docstring), else detached."""
+        """The control variate's parameters by name: the parameters themselves when learning
+        (control_loss differentiates through them), else detached."""
         if learning:
-            return {n: p.detach().clone().requires_grad_() for n, p in self.named_parameters()}
+            return dict(self.named_parameters())
         return {n: p.detach() for n, p in self.named_parameters()}
 
     def sample(self, logits: Tensor, family: str) -> tuple[Tensor, Tensor, Tensor]:
@@ -110,14 +112,9 @@ class Rebar(Estimator):
         """c(z) [1, *B] from f(sigma_lambda(z)) [1, *B] and sigma_lambda(z) [1, *B, D(, K)]."""
         return controls["eta"] * f_relaxed
 
-    def prepare(self, logits: Tensor, family: str) -> None:
-        """Hook run before the controls are read when learning (RELAX builds its network)."""
-
     def forward(self, logits: Tensor, f: Objective, family: str) -> Estimate:
         self.check_input(logits, family)
         learning = self.learn and self.training and torch.is_grad_enabled() and logits.requires_grad
-        if learning:
-            self.prepare(logits, family)
         controls = self.controls(learning)
         tau = controls["log_temperature"].exp() if learning else self.temperature
         z, b, z_tilde = self.sample(logits, family)
@@ -129,26 +126,17 @@ class Rebar(Estimator):
         pathwise = f_b + c_z - c_tilde  # [1, *B]
         coefficient = f_b.detach() - c_tilde  # of the score; constant in the logits
         surrogate = (pathwise + coefficient.detach() * log_prob(b, logits, family)).mean()
-        if learning:
-            self.reduce_variance(logits, pathwise, coefficient, score(b, logits, family), controls)
-        return Estimate(surrogate, f_b.detach().mean(), 3)
+        control_loss = self.variance_loss(logits, pathwise, coefficient, score(b, logits, family)) if learning else None
+        return Estimate(surrogate, f_b.detach().mean(), 3, control_loss)
 
-    def reduce_variance(
-        self, logits: Tensor, pathwise: Tensor, coefficient: Tensor, score: Tensor, controls: dict[str, Tensor]
-    ) -> None:
-        """One Adam step on the controls down the gradient of ||g||^2, g = d surrogate / d logits
-        written as a function of the controls: d mean(pathwise) / d logits + coefficient * score / N."""
+    @staticmethod
+    def variance_loss(logits: Tensor, pathwise: Tensor, coefficient: Tensor, score: Tensor) -> Tensor:
+        """||g||^2 with g = d surrogate / d logits written as a function of the controls:
+        d mean(pathwise) / d logits + coefficient * score / N."""
         (g,) = torch.autograd.grad(pathwise.mean(), logits, create_graph=True)
         weight = coefficient[0] / coefficient.numel()  # [*B]
         g = g + weight.reshape(weight.shape + (1,) * (score.dim() - weight.dim())) * score
-        grads = torch.autograd.grad(g.pow(2).sum(), list(controls.values()), retain_graph=True, allow_unused=True)
-        params = dict(self.named_parameters())
-        for (name, leaf), grad in zip(controls.items(), grads):
-            params[name].grad = torch.zeros_like(leaf) if grad is None else grad.detach()
-        if self.optimizer is None:
-            self.optimizer = torch.optim.Adam(self.parameters(), lr=self.lr)
-        self.optimizer.step()
-        self._temperature = float(self.log_temperature.detach().exp())
+        return g.pow(2).sum()
 
     def extra_repr(self) -> str:
-        return f"temperature={self.temperature}, eta={self.eta.item():g}, learn={self.learn}, lr={self.lr}"
+        return f"learn={self.learn}, lr={self.control_lr}"

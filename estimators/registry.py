@@ -16,11 +16,16 @@ ESTIMATORS = Registry("estimator")
 register = ESTIMATORS.register
 
 
+def needs_latent_shape(cls: type) -> bool:
+    """Whether ``cls``'s constructor takes the task's ``latent_shape``."""
+    return "latent_shape" in inspect.signature(cls).parameters
+
+
 def construction(cls: type, latent_shape: tuple[int, ...] | None) -> dict[str, Any]:
     """What the builder adds to an estimator's knobs: ``latent_shape`` for an estimator whose
     constructor takes it (one with a network over the latent, e.g. RELAX), so that every part
     is built in the constructor, never lazily."""
-    if "latent_shape" not in inspect.signature(cls).parameters:
+    if not needs_latent_shape(cls):
         return {}
     if latent_shape is None:
         raise ValueError(f"estimator {cls.label()!r} needs the task's latent_shape to be built")

@@ -10,13 +10,14 @@ As REBAR (estimators/rebar.py), with c_phi in place of eta f(sigma_lambda(.)):
 r_rho an MLP (flattened relaxed latent -> ``hidden`` tanh units -> 1), the form of [1]'s
 discrete VAE experiments (the REBAR control variate plus a network). Unbiased for every
 phi = (eta, lambda, rho). phi is learned in training mode (``learn``, default on) exactly as
-REBAR learns eta and lambda: one Adam step (``lr``) per call down the gradient of ||g||^2,
-computed with ``torch.autograd.grad(create_graph=True)``; nothing is updated in eval mode.
-With ``learn=false`` the network is never built and RELAX is REBAR at (eta, lambda).
+REBAR learns eta and lambda: the estimate carries ``control_loss`` = ||g||^2 and the run loop
+steps phi down its gradient with an Adam it builds (``lr``); nothing is learned in eval mode.
+With ``learn=false`` there is no network and RELAX is REBAR at (eta, lambda).
 
-The network's input size (D, or D K) is known only when it first sees logits, so it is
-built at the first training call, with its output layer at zero; until then (a probe before
-any training) r_rho is that network's output, 0. Cost: 3 evaluations of f.
+The network's input size (D, or D K) is the task's: the builder passes ``latent_shape``
+(discograd/config.py, estimators.registry.create), and the network is built in the
+constructor with its output layer at zero, so r_rho is 0 until it is trained. Cost: 3
+evaluations of f.
 Families: bernoulli and categorical.
 
 References:
@@ -26,6 +27,8 @@ References:
         low-variance, unbiased gradient estimates for discrete latent variable models.
 """
 from __future__ import annotations
+
+import math
 
 from torch import Tensor, nn
 from torch.func import functional_call
@@ -37,45 +40,38 @@ from estimators.registry import register
 PREFIX = "network."
 
 
-def event_size(shape: tuple[int, ...] | Tensor, family: str) -> int:
-    """D (bernoulli) or D K (categorical) of a latent's trailing axes."""
-    shape = tuple(shape)
-    return shape[-1] if family == "bernoulli" else shape[-2] * shape[-1]
-
-
 @register("relax")
 class Relax(Rebar):
     def __init__(
-        self, temperature: float = 1.0, eta: float = 1.0, hidden: int = 32, learn: bool = True, lr: float = 1e-3
+        self,
+        temperature: float = 1.0,
+        eta: float = 1.0,
+        hidden: int = 32,
+        learn: bool = True,
+        lr: float = 1e-3,
+        latent_shape: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__(temperature=temperature, eta=eta, learn=learn, lr=lr)
         self.hidden = check_count("relax hidden", hidden, 1)
         self.network: nn.Sequential | None = None
-
-    def prepare(self, logits: Tensor, family: str) -> None:
-        """Build r_rho for this latent size at the first learning call (output layer at zero)."""
-        if self.network is not None:
-            return
-        size = event_size(logits.shape, family)
-        first = nn.Linear(size, self.hidden, dtype=logits.dtype, device=logits.device)
-        last = nn.Linear(self.hidden, 1, dtype=logits.dtype, device=logits.device)
-        nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)
-        self.network = nn.Sequential(first, nn.Tanh(), last)
+        if self.learn:
+            if latent_shape is None:
+                raise ValueError("relax with learn=true needs latent_shape (the task's (D,) or (D, K)) to build r_rho")
+            self.network = nn.Sequential(nn.Linear(math.prod(latent_shape), self.hidden), nn.Tanh(), nn.Linear(self.hidden, 1))
+            nn.init.zeros_(self.network[2].weight)
+            nn.init.zeros_(self.network[2].bias)
 
     def control_variate(self, f_relaxed: Tensor, relaxed: Tensor, controls: dict[str, Tensor], family: str) -> Tensor:
         c = controls["eta"] * f_relaxed  # [1, *B]
         if self.network is None:
-            return c  # r_rho is 0 until the network is built
-        size = self.network[0].in_features
-        if event_size(relaxed.shape, family) != size:
-            raise ValueError(
-                f"relax's control variate was built for latents of size {size}, got {tuple(relaxed.shape[1:])}"
-            )
-        params = {n[len(PREFIX) :]: p for n, p in controls.items() if n.startswith(PREFIX)}
+            return c
         event_dims = 1 if family == "bernoulli" else 2
-        x = relaxed.flatten(relaxed.dim() - event_dims).to(self.network[0].weight.dtype)  # [1, *B, D(K)]
-        return c + functional_call(self.network, params, (x,)).squeeze(-1).to(c.dtype)
+        x = relaxed.flatten(relaxed.dim() - event_dims)  # [1, *B, D(K)]
+        size = self.network[0].in_features
+        if x.shape[-1] != size:
+            raise ValueError(f"relax's control variate was built for latents of size {size}, got {tuple(relaxed.shape[1:])}")
+        params = {n[len(PREFIX) :]: p for n, p in controls.items() if n.startswith(PREFIX)}
+        return c + functional_call(self.network, params, (x.to(self.network[0].weight.dtype),)).squeeze(-1).to(c.dtype)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, hidden={self.hidden}"

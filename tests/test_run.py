@@ -45,8 +45,9 @@ def test_run_applies_the_schedule(tmp_path):
                  "temperature=2.0", "steps=40", "log_every=10", "probe.every=0")  # fmt: skip
     run(cfg, tmp_path)
     train = pd.read_csv(tmp_path / "train.csv")
-    # the temperature logged at step s is the one used for the last update before it
-    expected = [2.0] + [max(0.5, 2.0 * math.exp(-0.01 * (s - 10))) for s in (10, 20, 30, 40)]
+    # the schedule is applied before the probe and the update of every step, step 0 included:
+    # the temperature logged at step s is schedule(s), the one step s trains and probes at
+    expected = [max(0.5, 2.0 * math.exp(-0.01 * s)) for s in (0, 10, 20, 30, 40)]
     assert train["temperature"].tolist() == pytest.approx(expected)
     stats = pd.read_csv(tmp_path / "stats.csv")
     assert stats["step"].tolist() == [0, 40]
