@@ -44,12 +44,12 @@ def paper(cls: type) -> str:
 
 
 def measure(name: str, task_name: str, samples: int, temperature: float) -> str:
-    estimator = create(name, temperature)
-    task = TASKS[task_name]()
+    task, families = TASKS[task_name](), ESTIMATORS[name].families
     note = ""
-    if task.family not in estimator.families:  # the same task in the family the estimator has (K = 2)
-        (family,) = estimator.families
+    if task.family not in families:  # the same task in the family the estimator has (K = 2)
+        (family,) = families
         task, note = TASKS[task_name](family=family), f" ({family})"
+    estimator = create(name, temperature, latent_shape=task.latent_shape)
     torch.manual_seed(0)
     try:
         draws = draw_estimates(task, estimator, None, samples, chunk=1000)
@@ -63,9 +63,10 @@ def measure(name: str, task_name: str, samples: int, temperature: float) -> str:
 
 def evaluations(name: str, temperature: float) -> int:
     task = ToyQuadratic()
-    estimator = create(name, temperature)
-    family = task.family if task.family in estimator.families else sorted(estimator.families)[0]
+    families = ESTIMATORS[name].families
+    family = task.family if task.family in families else sorted(families)[0]
     logits = torch.zeros((2, 3) if family == "bernoulli" else (2, 3, 4))
+    estimator = create(name, temperature, latent_shape=logits.shape[1:])
     return estimator(logits, lambda z: z.flatten(2).sum(-1), family).evaluations
 
 
@@ -86,7 +87,8 @@ def main(argv: list[str] | None = None) -> None:
         "|---|---|---|---:|---:|---|---|---|",
     ]
     for name in sorted(ESTIMATORS):
-        cls, estimator = ESTIMATORS[name], create(name, args.temperature)
+        # learned parameters at the toy's latent (RELAX's network grows with it)
+        cls, estimator = ESTIMATORS[name], create(name, args.temperature, latent_shape=TASKS["toy_quadratic"]().latent_shape)
         learned = sum(p.numel() for p in estimator.parameters())
         cells = [name, ", ".join(sorted(cls.families)), "yes" if cls.unbiased else "no", str(evaluations(name, args.temperature)),
                  str(learned), paper(cls)] + [measure(name, t, args.samples, args.temperature) for t in TASKS]  # fmt: skip

@@ -82,9 +82,9 @@ def throughput_rows(args: argparse.Namespace, family: str) -> list[dict]:
     estimator that rejects this task (exact enumeration at D=200) gets a row with its reason."""
     task, rows = make_task(family, args.dims, args.classes), []
     for name in ESTIMATORS:
-        estimator = create(name, TEMPERATURE)
-        if family not in estimator.families:
+        if family not in ESTIMATORS[name].families:
             continue
+        estimator = create(name, TEMPERATURE, latent_shape=task.latent_shape)
         try:
             probe_call(task, estimator, 1, 1, True)()
         except ValueError as error:

@@ -8,6 +8,7 @@ import pytest
 
 from analysis.statistics import variance_statistics
 from discograd.errors import ConfigError
+from discograd.identity import config_id
 from discograd.run import run
 from estimators.budget import Budgeted
 from estimators.reinforce import Reinforce
@@ -37,8 +38,9 @@ def test_budget_averages_and_keeps_the_mean(inner, budget, k):
 def test_run_records_the_budget(tmp_path):
     run(config("estimator=reinforce", "budget=6", "steps=2", "probe.samples=50"), tmp_path)
     stats = pd.read_csv(tmp_path / "stats.csv")
-    assert set(stats["evaluations"]) == {6} and stats["settings"].str.contains("budget=6").all()
-    assert set(stats["estimator"]) == {"reinforce"}
+    assert set(stats["evaluations"]) == {6} and set(stats["estimator"]) == {"reinforce"}
+    # the budget is part of the configuration's identity
+    assert set(stats["config_id"]) == {config_id(config("estimator=reinforce", "budget=6"))} != {config_id(config("estimator=reinforce"))}
 
 
 def test_bad_budget_is_rejected(tmp_path):

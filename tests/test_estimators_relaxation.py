@@ -22,7 +22,9 @@ from test_unbiased import TASKS  # the tasks every unbiased estimator is z-teste
 
 from analysis.statistics import variance_statistics
 from primitives.families import sample
+from discograd.run import control_optimizer, train_step
 from estimators.gumbel_rao import GumbelRao
+from estimators.registry import construction
 from estimators.rebar import Rebar, perturb
 from estimators.reinmax import ReinMax
 from estimators.relax import Relax
@@ -203,13 +205,20 @@ class UnorderedSetSharedBaseline(UnorderedSet):
         return weight, weight.unsqueeze(-2).expand(weight.shape + weight.shape[-1:])
 
 
+def learn(estimator, task, steps: int) -> None:
+    """``steps`` training steps of the estimator's learned parts only, by the run loop's own
+    mechanism (its control optimizer, from control_loss; the task's logits stay fixed)."""
+    control = control_optimizer(estimator)
+    for step in range(steps):
+        train_step(step, task, estimator, [], control)
+
+
 def trained_relax(task, steps: int = 30, cls: type[Relax] = Relax) -> Relax:
-    """A RELAX whose network has left zero: ``steps`` training-mode calls (its own Adam only)."""
+    """A RELAX whose network has left zero: ``steps`` training steps of its controls."""
     torch.manual_seed(4)
-    relax = cls(eta=0.5, lr=0.05)
-    for _ in range(steps):
-        relax(task.logits(), task.objective, task.family).surrogate.backward()
-    assert relax.network is not None and relax.network[-1].weight.abs().sum() > 0
+    relax = cls(eta=0.5, lr=0.05, latent_shape=task.latent_shape)
+    learn(relax, task, steps)
+    assert relax.network[-1].weight.abs().sum() > 0
     return relax
 
 
@@ -317,22 +326,23 @@ def test_unordered_set_each_holds_the_other_latents_at_one_sample():
 
 @pytest.mark.parametrize("cls", [Rebar, Relax])
 def test_controls_learn_in_training_mode_only(cls):
+    """Eval mode carries no control loss and the run loop's step moves nothing; training mode
+    moves eta and lambda; learn=false builds no optimizer at all."""
     task = TASKS["mrf-bernoulli"]()
-    estimator = cls(learn=True, lr=0.05)
+    estimator = cls(learn=True, lr=0.05, **construction(cls, task.latent_shape))
     estimator.eval()
-    estimator(task.logits(), task.objective, task.family).surrogate.backward()
-    assert estimator.eta.item() == 1.0 and estimator.temperature == 1.0 and estimator.optimizer is None
-    assert getattr(estimator, "network", None) is None
+    learn(estimator, task, 1)
+    assert estimator.eta.item() == 1.0 and estimator.temperature == 1.0
     estimator.train()
-    estimator(task.logits(), task.objective, task.family).surrogate.backward()
+    learn(estimator, task, 1)
     assert estimator.eta.item() != 1.0 and estimator.temperature != 1.0
     before = {n: p.detach().clone() for n, p in estimator.named_parameters()}
     estimator.eval()
-    estimator(task.logits(), task.objective, task.family).surrogate.backward()
+    learn(estimator, task, 1)
     assert all(torch.equal(before[n], p) for n, p in estimator.named_parameters())
     frozen = cls(learn=False)
-    frozen(task.logits(), task.objective, task.family).surrogate.backward()
-    assert frozen.eta.item() == 1.0 and frozen.optimizer is None
+    assert control_optimizer(frozen) is None and getattr(frozen, "network", None) is None
+    assert frozen(task.logits(), task.objective, task.family).control_loss is None
 
 
 def test_learning_lowers_rebars_variance():
@@ -343,7 +353,6 @@ def test_learning_lowers_rebars_variance():
     rebar = Rebar(eta=0.0, learn=True, lr=0.05)
     level = 1 - ALPHA / 2
     before = variance_statistics(draw(task, rebar, 4000, seed=6), level)
-    for _ in range(100):
-        rebar(task.logits(), task.objective, task.family).surrogate.backward()
+    learn(rebar, task, 100)
     after = variance_statistics(draw(task, rebar, 4000, seed=7), level)
     assert after["variance_hi"] < before["variance_lo"]

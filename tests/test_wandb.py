@@ -174,8 +174,8 @@ def test_single_run_logs_config_history_summary_and_stats_table(runs):
         assert run.history[row.step]["train/exact_objective"] == pytest.approx(row.exact_objective, rel=1e-12)
     assert sorted(step for step, values in run.history.items() if "probe/bias_norm" in values) == [0, 10, 20]
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert run.summary["status"] == "ok" and run.summary["config_hash"] == summary["config_hash"]
-    assert run.summary["final_probe"]["variance"] == pytest.approx(summary["final_probe"]["variance"])
+    assert run.summary["status"] == "ok" and run.summary["config_id"] == summary["config_id"]
+    assert run.summary["final_probe"]["reinforce"]["variance"] == pytest.approx(summary["final_probe"]["reinforce"]["variance"])
     assert run.exit_code == 0
     assert_table_matches_stats(run, run_dir)
 
