@@ -1,5 +1,11 @@
 r"""Aggregate probe statistics over seeds: one row per configuration and probe step.
 
+A configuration is ``CONFIG_KEY`` (analysis/schema.py): its config_id and, within the run,
+the probed estimator's label. Rows of one key pool their seeds; different keys never merge.
+Jobs with one config_id and one seed measured the same thing (reinforce swept over a
+temperature it does not read): counted once. temperature and the learned values are
+averaged like the metrics (a learned temperature differs by seed).
+
 For each metric the row holds the mean over seeds and a 95% CI: with several seeds, the
 t-interval of the mean over seeds (the seed-to-seed spread includes the training
 trajectory's randomness); with one seed, the run's own CI for bias_norm and variance (the
@@ -14,8 +20,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from analysis.schema import CONFIG_KEY
+from analysis.schema import CONFIG_KEY, DESCRIPTIVE
 
+AVERAGED = ["temperature", "learned_temperature", "eta"]  # mean over seeds, no interval
 METRICS = ["bias_norm", "relative_bias", "variance", "mse", "snr", "cosine", "work_normalized_variance", "seconds_per_estimate"]
 OWN_CI = ("bias_norm", "variance")  # metrics whose per-run CI a single seed can fall back on
 NONNEGATIVE = ("bias_norm", "relative_bias", "variance", "mse", "work_normalized_variance", "seconds_per_estimate")
@@ -34,20 +41,20 @@ def _interval(values: pd.Series, level: float) -> tuple[float, float, float]:
 
 
 def summarize(stats: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """[configurations x steps] rows: CONFIG_KEY, step, seeds, evaluations, and for each
-    metric M: M, M_lo, M_hi."""
+    """[configurations x steps] rows: CONFIG_KEY, DESCRIPTIVE, step, seeds, evaluations, the
+    AVERAGED columns, and for each metric M: M, M_lo, M_hi."""
     if stats.empty:
         return pd.DataFrame()
     keys = CONFIG_KEY + ["step"]
-    frame = stats.assign(temperature=stats["temperature"].astype(float))
-    # jobs that differ only in a knob their estimator ignores (reinforce across temperatures)
-    # measured the same thing with the same seed: count them once
-    frame = frame.drop_duplicates(subset=keys + ["seed"])
+    frame = stats.drop_duplicates(subset=keys + ["seed"])  # one config_id and seed: one measurement
     rows = []
     for key, group in frame.groupby(keys, dropna=False, sort=True):
-        row = dict(zip(keys, key))
+        # equal across a configuration's jobs, except overrides of keys its config_id leaves
+        # out (a temperature reinforce does not read): those are all listed
+        row = dict(zip(keys, key)) | {c: " | ".join(sorted(group[c].astype(str).unique())) for c in DESCRIPTIVE}
         row["seeds"] = int(group["seed"].nunique())
         row["evaluations"] = float(group["evaluations"].mean())
+        row |= {c: float(group[c].astype(float).mean()) for c in AVERAGED}
         for metric in METRICS:
             mean, lo, hi = _interval(group[metric], level)
             if metric in OWN_CI:

@@ -1,8 +1,8 @@
 """Collect run directories (any folder holding summary.json, found recursively) into tables.
 
 Nothing is read from folder names: every field comes from summary.json, stats.csv,
-train.csv and the run's .hydra/overrides.yaml, each checked against analysis/schema.py on
-load. A run that failed or diverged is kept in the runs table with its error, never dropped.
+train.csv (and, for a sweep, its multirun.yaml), each checked against analysis/schema.py on
+load, naming the file. A run that failed or diverged is kept in the runs table with its error, never dropped.
 """
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from analysis.schema import RUN_FIELDS, TRAIN_COLUMNS, check_columns, check_stats, check_summary
+from analysis.schema import STATS, SUMMARY, TRAIN, check_summary
 
-RUN_COLUMNS = ["run", *RUN_FIELDS, "overrides", "seconds"]
+RUN_COLUMNS = ["run", *SUMMARY.names]
 
 
 @dataclass
@@ -63,14 +63,12 @@ def collect(*roots: Path) -> Collection:
         for folder in run_dirs(root):
             label = _label(root, folder, len(roots) > 1)
             summary = check_summary(json.loads((folder / "summary.json").read_text()), folder / "summary.json")
-            runs.append({"run": label, **{k: summary.get(k) for k in RUN_FIELDS},
-                         "overrides": _overrides(folder), "seconds": summary.get("seconds")})  # fmt: skip
+            runs.append({"run": label, **{k: summary.get(k) for k in SUMMARY.names}})
             if (folder / "stats.csv").exists():
-                stats.append(check_stats(pd.read_csv(folder / "stats.csv"), folder / "stats.csv").assign(run=label))
+                stats.append(STATS.check(pd.read_csv(folder / "stats.csv"), folder / "stats.csv").assign(run=label))
             if (folder / "train.csv").exists():
-                frame = check_columns(pd.read_csv(folder / "train.csv"), TRAIN_COLUMNS, folder / "train.csv")
-                train.append(frame.assign(run=label, task=summary["task"], estimator=summary["estimator"],
-                                          seed=summary["seed"], run_temperature=summary["temperature"]))  # fmt: skip
+                frame = TRAIN.check(pd.read_csv(folder / "train.csv"), folder / "train.csv")
+                train.append(frame.assign(run=label, task=summary["task"], estimator=summary["estimator"]))
     return Collection(
         stats=pd.concat(stats, ignore_index=True) if stats else pd.DataFrame(),
         train=pd.concat(train, ignore_index=True) if train else pd.DataFrame(),

@@ -18,6 +18,8 @@ import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from analysis.schema import CONFIG_KEY  # noqa: E402
+
 # the training metric shown per task: the first of these its train.csv has
 TRAIN_METRICS = ("exact_objective", "kl", "train_neg_elbo", "objective")
 
@@ -50,10 +52,24 @@ def _empty(title: str, message: str) -> Figure:
     return fig
 
 
+SWEPT_BY_AXES = ("task", "temperature", "estimator.temperature", "estimator")  # shown by panel, x axis, colour
+
+
+def _series(frame: pd.DataFrame) -> pd.Series:
+    """What tells a line apart: the estimator label, plus the configuration's overrides other
+    than those the figure shows by panel, x axis or colour (so configurations that differ in,
+    say, task.target are separate lines, never one)."""
+    def rest(overrides: str) -> str:
+        kept = [o for part in overrides.split(" | ") for o in part.split() if o.split("=", 1)[0] not in SWEPT_BY_AXES]
+        return " ".join(dict.fromkeys(kept))
+
+    return pd.Series([f"{e} {rest(o)}".strip() for e, o in zip(frame["estimator"], frame["overrides"])], index=frame.index)
+
+
 def _first_step(summary: pd.DataFrame) -> pd.DataFrame:
-    """Each configuration at the first probe step (all estimators at the same parameters)."""
-    first = summary.groupby(["task", "family", "estimator", "settings", "temperature"], dropna=False)["step"].transform("min")
-    return summary[summary["step"] == first]
+    """Each configuration (CONFIG_KEY) at its first probe step, with its ``series`` label."""
+    first = summary[summary["step"] == summary.groupby(CONFIG_KEY)["step"].transform("min")]
+    return first.assign(series=_series(first))
 
 
 def versus_temperature(summary: pd.DataFrame, metric: str, label: str) -> Figure:
@@ -63,19 +79,19 @@ def versus_temperature(summary: pd.DataFrame, metric: str, label: str) -> Figure
     if summary.empty:
         return _empty(title, "no probe statistics")
     data = _first_step(summary)
-    tasks, colours = sorted(data["task"].unique()), palette(data["estimator"])
+    tasks, colours = sorted(data["task"].unique()), palette(data["series"])
     fig, axes = _panels(tasks, title)
     handles = {}
     for ax, task in zip(axes, tasks):
         rows = data[data["task"] == task]
         swept = rows[rows["temperature"].notna()]
-        for estimator, group in swept.groupby("estimator"):
+        for estimator, group in swept.groupby("series"):
             group = group.sort_values("temperature")
             err = np.vstack([group[metric] - group[f"{metric}_lo"], group[f"{metric}_hi"] - group[metric]])
             ax.errorbar(group["temperature"], group[metric], yerr=np.nan_to_num(err.clip(min=0)), marker="o",
                         capsize=3, color=colours[estimator])  # fmt: skip
             handles[estimator] = Line2D([], [], color=colours[estimator], marker="o", label=estimator)
-        for estimator, group in rows[rows["temperature"].isna()].groupby("estimator"):
+        for estimator, group in rows[rows["temperature"].isna()].groupby("series"):
             row = group.iloc[0]
             ax.axhline(row[metric], color=colours[estimator], linestyle="--")
             if np.isfinite([row[f"{metric}_lo"], row[f"{metric}_hi"]]).all():
@@ -99,7 +115,7 @@ def bias_vs_temperature(summary: pd.DataFrame) -> Figure:
 
 
 def _label(row: pd.Series) -> str:
-    return row["estimator"] if pd.isna(row["temperature"]) else f"{row['estimator']} τ={row['temperature']:g}"
+    return row["series"] if pd.isna(row["temperature"]) else f"{row['series']} τ={row['temperature']:g}"
 
 
 def bias_variance_plane(summary: pd.DataFrame) -> Figure:
@@ -108,8 +124,8 @@ def bias_variance_plane(summary: pd.DataFrame) -> Figure:
     title = "bias² vs variance (first probe); grey: iso-MSE lines"
     if summary.empty:
         return _empty(title, "no probe statistics")
-    data = _first_step(summary).drop_duplicates(subset=["task", "estimator", "settings", "temperature"])
-    tasks, colours = sorted(data["task"].unique()), palette(data["estimator"])
+    data = _first_step(summary)
+    tasks, colours = sorted(data["task"].unique()), palette(data["series"])
     markers = dict(zip(sorted(data["temperature"].dropna().unique()), "osD^v*X"))
     no_temperature = "P"
     fig, axes = _panels(tasks, title)
@@ -122,7 +138,7 @@ def bias_variance_plane(summary: pd.DataFrame) -> Figure:
         y_hi = max(bias2.max(), y_lo) * 3
         bias2 = bias2.clip(lower=y_lo)  # a bias estimated as 0 sits on the bottom edge
         for (_, row), v, b in zip(rows.iterrows(), variance, bias2):
-            ax.scatter(v, b, color=colours[row["estimator"]], marker=markers.get(row["temperature"], no_temperature), s=50, clip_on=False)
+            ax.scatter(v, b, color=colours[row["series"]], marker=markers.get(row["temperature"], no_temperature), s=50, clip_on=False)
         lo, hi = min(x_lo, y_lo), max(x_hi, y_hi)
         grid = np.logspace(np.log10(lo), np.log10(hi), 400)
         for c in 10.0 ** np.arange(np.floor(np.log10(lo)), np.ceil(np.log10(2 * hi)) + 1):
@@ -143,13 +159,13 @@ def work_normalized_variance(summary: pd.DataFrame) -> Figure:
     title = "work-normalized variance (variance × evaluations of f), first probe"
     if summary.empty:
         return _empty(title, "no probe statistics")
-    data = _first_step(summary).drop_duplicates(subset=["task", "estimator", "settings", "temperature"])
+    data = _first_step(summary)
     data = data.assign(configuration=[_label(r) for _, r in data.iterrows()])
-    tasks, colours = sorted(data["task"].unique()), palette(data["estimator"])
+    tasks, colours = sorted(data["task"].unique()), palette(data["series"])
     fig, axes = _panels(tasks, title)
     for ax, task in zip(axes, tasks):
-        rows = data[data["task"] == task].sort_values(["estimator", "temperature"])
-        ax.barh(rows["configuration"], rows["work_normalized_variance"], color=[colours[e] for e in rows["estimator"]])
+        rows = data[data["task"] == task].sort_values(["series", "temperature"])
+        ax.barh(rows["configuration"], rows["work_normalized_variance"], color=[colours[e] for e in rows["series"]])
         ax.set_xscale("log")
         ax.set_xlabel("variance × evaluations")
         ax.invert_yaxis()
@@ -184,14 +200,17 @@ def variance_along_training(summary: pd.DataFrame) -> Figure:
     title = "gradient variance along training"
     if summary.empty:
         return _empty(title, "no probe statistics")
-    tasks, colours = sorted(summary["task"].unique()), palette(summary["estimator"])
-    styles = dict(zip(sorted(summary["temperature"].dropna().unique()), ["-", "--", ":", "-."] * 3))
+    summary = summary.assign(series=_series(summary))
+    tasks, colours = sorted(summary["task"].unique()), palette(summary["series"])
+    first = summary.sort_values("step").groupby(CONFIG_KEY)["temperature"].transform("first")  # a learned one moves
+    styles = dict(zip(sorted(first.dropna().unique()), ["-", "--", ":", "-."] * 3))
+    summary = summary.assign(start_temperature=first)
     fig, axes = _panels(tasks, title)
     for ax, task in zip(axes, tasks):
         rows = summary[summary["task"] == task]
-        for (estimator, temperature), group in rows.groupby(["estimator", "temperature"], dropna=False):
+        for (_, _, estimator), group in rows.groupby(CONFIG_KEY + ["series"]):
             group = group.sort_values("step")
-            style = styles.get(temperature, "-")
+            style = styles.get(group["start_temperature"].iloc[0], "-")
             ax.plot(group["step"], group["variance"], color=colours[estimator], linestyle=style, marker="o", ms=3)
             ax.fill_between(group["step"], group["variance_lo"], group["variance_hi"], color=colours[estimator], alpha=0.12)
         if (rows["variance"] > 0).all():

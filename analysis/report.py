@@ -30,33 +30,29 @@ from analysis.aggregate import summarize
 from analysis.collect import Collection, collect
 from analysis.figures import all_figures
 from analysis.schema import SchemaError
+from analysis.tables import distinguishing, first_probes, interval
 from primitives.io import write_atomic
 
 PACKAGES = ("torch", "hydra-core", "numpy", "pandas", "scipy", "seaborn", "matplotlib", "wandb")
 
 
-def _interval(value: float, lo: float, hi: float) -> str:
-    if pd.isna(lo) or pd.isna(hi):
-        return f"{value:.3g}"
-    return f"{value:.3g} [{lo:.3g}, {hi:.3g}]"
-
-
 def results_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """The headline table: every configuration at its first probe step."""
+    """The headline table: every configuration (CONFIG_KEY) at its first probe step."""
     if summary.empty:
         return pd.DataFrame()
-    first = summary[summary["step"] == summary.groupby(["task", "estimator", "settings", "temperature"], dropna=False)["step"].transform("min")]
-    first = first.sort_values(["task", "estimator", "temperature"], na_position="first")
+    first = first_probes(summary)
     return pd.DataFrame({
-        "task": first["task"], "family": first["family"], "estimator": first["estimator"], "settings": first["settings"],
+        "task": first["task"], "family": first["family"], "estimator": first["estimator"],
+        "overrides": distinguishing(first["overrides"]), "knobs": first["knobs"],
         "temperature": first["temperature"].map(lambda t: "" if pd.isna(t) else f"{t:g}"),
         "step": first["step"], "seeds": first["seeds"],
-        "bias norm [95% CI]": [_interval(*v) for v in first[["bias_norm", "bias_norm_lo", "bias_norm_hi"]].values],
-        "variance [95% CI]": [_interval(*v) for v in first[["variance", "variance_lo", "variance_hi"]].values],
+        "bias norm [95% CI]": [interval(*v) for v in first[["bias_norm", "bias_norm_lo", "bias_norm_hi"]].values],
+        "variance [95% CI]": [interval(*v) for v in first[["variance", "variance_lo", "variance_hi"]].values],
         "MSE": first["mse"].map(lambda v: f"{v:.3g}"),
         "evaluations": first["evaluations"].map(lambda v: f"{v:g}"),
         "variance x evaluations": first["work_normalized_variance"].map(lambda v: f"{v:.3g}"),
         "us / estimate": (first["seconds_per_estimate"] * 1e6).map(lambda v: f"{v:.3g}"),
+        "config_id": first["config_id"],
     }).reset_index(drop=True)  # fmt: skip
 
 

@@ -160,6 +160,10 @@ SUMMARY = Table("summary.json", (
     _c("seconds", FLOAT, "wall time of the job"),
 ))  # fmt: skip
 STATUSES = ("ok", "failed", "diverged")
+# what one configuration is across seeds (config_id), and one probed estimator within it
+CONFIG_KEY = ["config_id", "estimator"]
+# carried per configuration in summary.csv and the tables (equal across its seeds)
+DESCRIPTIVE = ["overrides", "task", "family", "knobs"]
 # summary.json's structured fields beside the columns above (not checked by type)
 SUMMARY_EXTRA = ("metrics", "final_probe", "learned", "diverged_at")
 

@@ -3,40 +3,50 @@ from __future__ import annotations
 
 import pandas as pd
 
-KEY = ["task", "family", "estimator", "settings", "temperature"]
+from analysis.aggregate import summarize
+from analysis.schema import CONFIG_KEY
 
 
-def _interval(value: float, lo: float, hi: float) -> str:
-    return f"{value:.3g} [{lo:.3g}, {hi:.3g}]"
+def interval(value: float, lo: float, hi: float) -> str:
+    return f"{value:.3g}" if pd.isna(lo) or pd.isna(hi) else f"{value:.3g} [{lo:.3g}, {hi:.3g}]"
 
 
-def first_probes(stats: pd.DataFrame) -> pd.DataFrame:
-    """Each run's first probe (step 0), one row per estimator it probed: all estimators at
-    the same parameters. Jobs that differ only in a knob their estimator ignores (temperature for
-    reinforce, say) measured the same thing with the same seed; they are shown once."""
-    first = stats[stats["step"] == stats.groupby("run")["step"].transform("min")]  # every estimator probed there
-    return first.drop_duplicates(subset=KEY + ["seed"]).sort_values(KEY, na_position="first")
+def distinguishing(overrides: pd.Series) -> pd.Series:
+    """Each row's overrides less the ones every row shares: what tells the jobs of a sweep
+    apart (the file keeps them all)."""
+    tokens = overrides.map(lambda o: [t for part in o.split(" | ") for t in part.split()])
+    shared = set.intersection(*map(set, tokens)) if len(tokens) else set()
+    return tokens.map(lambda ts: " ".join(dict.fromkeys(t for t in ts if t not in shared)))
+
+
+def first_probes(summary: pd.DataFrame) -> pd.DataFrame:
+    """Each configuration (CONFIG_KEY) at its first probe step, from ``summarize``'s rows:
+    every estimator of a run at the same parameters, seeds pooled."""
+    first = summary[summary["step"] == summary.groupby(CONFIG_KEY)["step"].transform("min")]
+    return first.sort_values(["task", "overrides", "estimator"], kind="stable")
 
 
 def format_results(stats: pd.DataFrame, runs: pd.DataFrame) -> str:
-    """Bias norm, variance (95% CIs) and MSE of each run's first probe, then failed runs."""
+    """Bias norm, variance (95% CIs; over seeds as in summary.csv) and MSE of each
+    configuration at its first probe, then failed runs."""
     lines = []
     if not stats.empty:
-        first = first_probes(stats)
+        first = first_probes(summarize(stats))
         table = pd.DataFrame({
             "task": first["task"], "family": first["family"], "estimator": first["estimator"],
+            "overrides": distinguishing(first["overrides"]),
             "temperature": first["temperature"].map(lambda t: "" if pd.isna(t) else f"{t:g}"),
-            "bias_norm [95% CI]": [_interval(*v) for v in first[["bias_norm", "bias_norm_lo", "bias_norm_hi"]].values],
-            "variance [95% CI]": [_interval(*v) for v in first[["variance", "variance_lo", "variance_hi"]].values],
+            "seeds": first["seeds"],
+            "bias_norm [95% CI]": [interval(*v) for v in first[["bias_norm", "bias_norm_lo", "bias_norm_hi"]].values],
+            "variance [95% CI]": [interval(*v) for v in first[["variance", "variance_lo", "variance_hi"]].values],
             "mse": first["mse"].map(lambda v: f"{v:.3g}"),
-            "evals": first["evaluations"],
+            "evals": first["evaluations"].map(lambda v: f"{v:g}"),
             "us/estimate": (first["seconds_per_estimate"] * 1e6).map(lambda v: f"{v:.3g}"),
         })  # fmt: skip
-        settings = first["settings"].fillna("")
-        if (settings != "").any():
-            table.insert(3, "settings", settings.values)
-        lines.append(f"Gradient estimates at step {first['step'].min()} ({first['samples'].iloc[0]} draws each, reference: "
-                     f"{', '.join(sorted(first['reference'].unique()))})")
+        if (table["overrides"] == "").all():
+            table = table.drop(columns="overrides")
+        lines.append(f"Gradient estimates at step {first['step'].min()} ({stats['samples'].iloc[0]} draws each, reference: "
+                     f"{', '.join(sorted(stats['reference'].unique()))})")
         lines.append(table.to_string(index=False))
     bad = runs[runs["status"] != "ok"]
     if not bad.empty:

@@ -66,5 +66,5 @@ def preflight(args: list[str]) -> int:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         jobs = job_overrides(args)
         for overrides in jobs or []:
-            validate(_compose(overrides))
+            validate(_compose(overrides, hydra_config=True))  # with hydra.searchpath, for probe.estimators names
     return len(jobs or [])

@@ -36,11 +36,12 @@ def test_budget_averages_and_keeps_the_mean(inner, budget, k):
 
 
 def test_run_records_the_budget(tmp_path):
-    run(config("estimator=reinforce", "budget=6", "steps=2", "probe.samples=50"), tmp_path)
+    knobs = ("estimator=reinforce", "steps=2", "probe.samples=50")
+    run(config(*knobs, "budget=6"), tmp_path)
     stats = pd.read_csv(tmp_path / "stats.csv")
     assert set(stats["evaluations"]) == {6} and set(stats["estimator"]) == {"reinforce"}
     # the budget is part of the configuration's identity
-    assert set(stats["config_id"]) == {config_id(config("estimator=reinforce", "budget=6"))} != {config_id(config("estimator=reinforce"))}
+    assert set(stats["config_id"]) == {config_id(config(*knobs, "budget=6"))} != {config_id(config(*knobs))}
 
 
 def test_bad_budget_is_rejected(tmp_path):
