@@ -1,19 +1,18 @@
 """REINFORCE (every baseline) against the exact gradient of the toy quadratic and of the MRF
 (both families each), and broken variants that the same z-test must catch.
 
-Test: max over coordinates of |mean - exact| / se below z_crit(P) (family-wise false alarm
-1e-4, tests/helpers.py). Targets are chosen so that gradients are not tiny
+Test: the conformance kit's exact-gradient z-test (discograd.conformance.check_unbiased): max
+over coordinates of |mean - exact| / se below z_crit(P) (family-wise false alarm 1e-4). Targets are chosen so that gradients are not tiny
 (bernoulli t = 0.2, categorical t = (0.7, 0.2, 0.1); the MRFs start away from uniform
 and have fields and couplings of order 1): with N = 20000 draws the broken
 variants land more than 10 standard errors past the threshold (asserted below, so a drop in
 power shows up as a failure, not as a silent pass).
 """
-import numpy as np
 import pytest
 import torch
 
 from estimators.reinforce import Reinforce
-from helpers import draw, exact, mean_z, z_crit
+from discograd.conformance import ConformanceError, check_unbiased, z_crit
 from tasks.mrf import MRF
 from tasks.toy_quadratic import ToyQuadratic
 
@@ -53,16 +52,16 @@ def test_reinforce_matches_exact_gradient(task, knobs):
     estimator = Reinforce(**knobs)
     if knobs["baseline"] == "moving_average":
         estimator.running_mean.fill_(0.3)  # any value the baseline has reached: still unbiased
-    z = mean_z(draw(task, estimator, N), exact(task))
-    assert np.abs(z).max() < z_crit(z.size)
+    check_unbiased(task, estimator, N)
 
 
 @pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("broken", [SignFlipped(), BaselineNotLeftOut(baseline="loo", num_samples=2)], ids=type)
 def test_broken_reinforce_fails_the_same_test(task, broken):
     task = TASKS[task]()
-    z = mean_z(draw(task, broken, N), exact(task))
-    assert np.abs(z).max() > z_crit(z.size) + 10
+    with pytest.raises(ConformanceError) as failed:
+        check_unbiased(task, broken, N)
+    assert failed.value.z > z_crit(task.logits().numel()) + 10
 
 
 def test_moving_average_updates_in_training_only():
