@@ -20,7 +20,7 @@ from scipy import stats as scipy_stats
 from analysis.aggregate import summarize
 from analysis.collect import collect
 from analysis.figures import all_figures
-from analysis.schema import STATS_COLUMNS, SchemaError
+from analysis.schema import STATS, SchemaError
 from test_cli import CUDA, discograd, job_folders
 
 FIGURES = ["variance_vs_temperature", "bias_vs_temperature", "bias_variance_plane", "work_normalized_variance",
@@ -31,20 +31,23 @@ FIGURES = ["variance_vs_temperature", "bias_vs_temperature", "bias_variance_plan
 
 
 def stats_row(**values) -> dict:
-    row = {c: 1.0 for c in STATS_COLUMNS}
-    row |= {"step": 0, "estimator": "st", "task": "toy_quadratic", "family": "bernoulli", "temperature": np.nan,
-            "samples": 100, "reference": "exact", "settings": "", "seed": 0, "device": "cpu", "evaluations": 1}  # fmt: skip
-    return row | values
+    row = {c: 1.0 for c in STATS.names}
+    row |= {"step": 0, "config_id": "c0", "overrides": "", "estimator": "st", "knobs": "", "task": "toy_quadratic",
+            "family": "bernoulli", "temperature": np.nan, "learned_temperature": np.nan, "eta": np.nan,
+            "samples": 100, "reference": "exact", "seed": 0, "device": "cpu", "evaluations": 1}  # fmt: skip
+    return STATS.row(row | values)
 
 
 def write_run(folder: Path, rows: list[dict], status: str = "ok", error: str | None = None, **summary) -> None:
     folder.mkdir(parents=True)
     if rows:  # a run that failed before its first probe has no stats.csv
         pd.DataFrame(rows).to_csv(folder / "stats.csv", index=False)
-    pd.DataFrame({"step": [0, 1], "objective": [1.0, 0.5], "temperature": [np.nan] * 2, "seconds": [0.0, 0.1],
+    pd.DataFrame({"step": [0, 1], "config_id": "c0", "overrides": "", "seed": 0, "objective": [1.0, 0.5],
+                  "temperature": [np.nan] * 2, "learned_temperature": np.nan, "eta": np.nan, "seconds": [0.0, 0.1],
                   "exact_objective": [0.3, 0.2]}).to_csv(folder / "train.csv", index=False)  # fmt: skip
-    fields = {"status": status, "error": error, "task": "toy_quadratic", "estimator": rows[0]["estimator"] if rows else "st",
-              "temperature": None, "seed": rows[0]["seed"] if rows else 0, "device": "cpu", "config_hash": folder.name}  # fmt: skip
+    fields = {"status": status, "error": error, "error_type": None, "config_id": rows[0]["config_id"] if rows else "c0",
+              "overrides": "", "task": "toy_quadratic", "estimator": rows[0]["estimator"] if rows else "st",
+              "temperature": None, "seed": rows[0]["seed"] if rows else 0, "device": "cpu", "seconds": 1.0}  # fmt: skip
     (folder / "summary.json").write_text(json.dumps(fields | summary))
 
 
