@@ -7,18 +7,16 @@ Writes into ``--out`` (default: DIR/report for the first DIR):
     report.html          self-contained (figures embedded): tables, figures, failed runs,
                          the sweep's config and overrides, the environment
     report.md            the same for a repository page (figures linked)
-``--wandb`` also logs the figures and the summary table as one W&B run of the sweep's group.
-Every file is written atomically.
+Every file is written atomically. The command line (and its ``--wandb``) is
+discograd/report.py: analysis imports no torch and nothing of discograd.
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import datetime
 import html
 import io
 import platform
-import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -29,7 +27,6 @@ from matplotlib.figure import Figure
 from analysis.aggregate import summarize
 from analysis.collect import Collection, collect
 from analysis.figures import all_figures
-from analysis.schema import SchemaError
 from analysis.tables import distinguishing, first_probes, interval
 from primitives.io import write_atomic
 
@@ -152,26 +149,3 @@ def write_report(roots: list[Path], out: Path | None = None) -> tuple[Path, dict
     write_atomic(out / "report.html", render_html(tables, pngs, collection, title))
     write_atomic(out / "report.md", render_markdown(tables, list(pngs), collection, title))
     return out / "report.html", paths, summary, collection
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="discograd-report", description="Tables, figures and report.html for runs and sweeps.")
-    parser.add_argument("dirs", nargs="+", type=Path, help="run or sweep directories (searched recursively for summary.json)")
-    parser.add_argument("--out", type=Path, default=None, help="where to write (default: FIRST_DIR/report)")
-    parser.add_argument("--wandb", action="store_true", help="also log the figures and summary table as one W&B run of the sweep's group")
-    args = parser.parse_args(argv)
-    try:
-        report, figures, summary, collection = write_report(args.dirs, args.out)
-    except (FileNotFoundError, SchemaError) as error:
-        print(f"discograd-report: error: {error}", file=sys.stderr)
-        sys.exit(2)
-    if args.wandb:
-        from discograd.loggers import log_report  # wandb only when asked for
-
-        log_report(args.dirs[0].resolve().name, figures, summary, {"dirs": [str(d) for d in args.dirs]}, directory=report.parent)
-    bad = failed_runs(collection)
-    print(f"{len(collection.runs)} runs ({len(bad)} did not finish ok); report: {report}")
-
-
-if __name__ == "__main__":
-    main()

@@ -154,10 +154,10 @@ def test_device_sweep_records_the_cuda_jobs_as_failed(sweep):
 def test_report_command_and_its_errors(sweep, tmp_path):
     root, _ = sweep
     out = tmp_path / "again"
-    done = subprocess.run([sys.executable, "-m", "analysis.report", str(root), "--out", str(out)], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "discograd.report", str(root), "--out", str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert f"report: {out / 'report.html'}" in done.stdout
-    missing = subprocess.run([sys.executable, "-m", "analysis.report", str(tmp_path / "nope")], capture_output=True, text=True)
+    missing = subprocess.run([sys.executable, "-m", "discograd.report", str(tmp_path / "nope")], capture_output=True, text=True)
     assert missing.returncode == 2 and missing.stderr.startswith("discograd-report: error: no such run or sweep directory")
 
 
