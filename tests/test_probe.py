@@ -11,6 +11,7 @@ import torch
 from analysis.statistics import variance_statistics
 from discograd.probe import draw_estimates
 from estimators import ESTIMATORS
+from estimators.registry import create
 from helpers import draw, exact, z_crit
 from tasks.toy_quadratic import ToyQuadratic
 
@@ -36,7 +37,7 @@ def variance_z(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.mark.parametrize("name,family", [(n, f) for n in sorted(ESTIMATORS) for f in TASKS if f in ESTIMATORS[n].families])
 def test_vectorized_and_loop_paths_agree(name, family):
     task = ToyQuadratic(**TASKS[family])
-    estimator = ESTIMATORS[name]()
+    estimator = create(name, latent_shape=task.latent_shape)
     few = draw(task, estimator, 32, seed=1), draw(task, estimator, 32, vectorize=False, seed=2)
     if all(np.ptp(x, 0).max() < 1e-6 for x in few):  # deterministic (exact): the paths agree to rounding
         np.testing.assert_allclose(few[0], np.broadcast_to(few[1][0], few[0].shape), rtol=0, atol=1e-6)
