@@ -46,12 +46,13 @@ def summarize(stats: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     if stats.empty:
         return pd.DataFrame()
     keys = CONFIG_KEY + ["step"]
+    # equal across a configuration's jobs, except overrides of keys its config_id leaves out
+    # (a temperature reinforce does not read): those are all listed
+    described = stats.groupby(keys)[DESCRIPTIVE].agg(lambda c: " | ".join(sorted(c.astype(str).unique())))
     frame = stats.drop_duplicates(subset=keys + ["seed"])  # one config_id and seed: one measurement
     rows = []
     for key, group in frame.groupby(keys, dropna=False, sort=True):
-        # equal across a configuration's jobs, except overrides of keys its config_id leaves
-        # out (a temperature reinforce does not read): those are all listed
-        row = dict(zip(keys, key)) | {c: " | ".join(sorted(group[c].astype(str).unique())) for c in DESCRIPTIVE}
+        row = dict(zip(keys, key)) | described.loc[key].to_dict()
         row["seeds"] = int(group["seed"].nunique())
         row["evaluations"] = float(group["evaluations"].mean())
         row |= {c: float(group[c].astype(float).mean()) for c in AVERAGED}

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from analysis.schema import CONFIG_KEY  # noqa: E402
+from analysis.tables import distinguishing  # noqa: E402
 
 # the training metric shown per task: the first of these its train.csv has
 TRAIN_METRICS = ("exact_objective", "kl", "train_neg_elbo", "objective")
@@ -52,18 +53,12 @@ def _empty(title: str, message: str) -> Figure:
     return fig
 
 
-SWEPT_BY_AXES = ("task", "temperature", "estimator.temperature", "estimator")  # shown by panel, x axis, colour
-
-
 def _series(frame: pd.DataFrame) -> pd.Series:
-    """What tells a line apart: the estimator label, plus the configuration's overrides other
-    than those the figure shows by panel, x axis or colour (so configurations that differ in,
-    say, task.target are separate lines, never one)."""
-    def rest(overrides: str) -> str:
-        kept = [o for part in overrides.split(" | ") for o in part.split() if o.split("=", 1)[0] not in SWEPT_BY_AXES]
-        return " ".join(dict.fromkeys(kept))
-
-    return pd.Series([f"{e} {rest(o)}".strip() for e, o in zip(frame["estimator"], frame["overrides"])], index=frame.index)
+    """What tells a line apart: the estimator label, plus the configuration's distinguishing
+    overrides other than those the figure shows by panel, x axis or colour (so
+    configurations that differ in, say, task.target are separate lines, never one)."""
+    rest = distinguishing(frame["overrides"])
+    return pd.Series([f"{e} {r}".strip() for e, r in zip(frame["estimator"], rest)], index=frame.index)
 
 
 def _first_step(summary: pd.DataFrame) -> pd.DataFrame:

@@ -38,7 +38,7 @@ def results_table(summary: pd.DataFrame) -> pd.DataFrame:
     if summary.empty:
         return pd.DataFrame()
     first = first_probes(summary)
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "task": first["task"], "family": first["family"], "estimator": first["estimator"],
         "overrides": distinguishing(first["overrides"]), "knobs": first["knobs"],
         "temperature": first["temperature"].map(lambda t: "" if pd.isna(t) else f"{t:g}"),
@@ -51,6 +51,7 @@ def results_table(summary: pd.DataFrame) -> pd.DataFrame:
         "us / estimate": (first["seconds_per_estimate"] * 1e6).map(lambda v: f"{v:.3g}"),
         "config_id": first["config_id"],
     }).reset_index(drop=True)  # fmt: skip
+    return table.drop(columns="overrides") if (table["overrides"] == "").all() else table
 
 
 def failed_runs(collection: Collection) -> pd.DataFrame:

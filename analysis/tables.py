@@ -11,12 +11,17 @@ def interval(value: float, lo: float, hi: float) -> str:
     return f"{value:.3g}" if pd.isna(lo) or pd.isna(hi) else f"{value:.3g} [{lo:.3g}, {hi:.3g}]"
 
 
-def distinguishing(overrides: pd.Series) -> pd.Series:
-    """Each row's overrides less the ones every row shares: what tells the jobs of a sweep
-    apart (the file keeps them all)."""
+SHOWN_AS_COLUMNS = ("task", "estimator", "temperature", "estimator.temperature")
+
+
+def distinguishing(overrides: pd.Series, hide: tuple[str, ...] = SHOWN_AS_COLUMNS) -> pd.Series:
+    """Each row's overrides less the ones every row shares and those of the keys in ``hide``
+    (shown otherwise: as columns, panels, axes): what tells the jobs of a sweep apart (the
+    files keep them all)."""
     tokens = overrides.map(lambda o: [t for part in o.split(" | ") for t in part.split()])
     shared = set.intersection(*map(set, tokens)) if len(tokens) else set()
-    return tokens.map(lambda ts: " ".join(dict.fromkeys(t for t in ts if t not in shared)))
+    keep = lambda t: t not in shared and t.split("=", 1)[0] not in hide  # noqa: E731
+    return tokens.map(lambda ts: " ".join(dict.fromkeys(t for t in ts if keep(t))))
 
 
 def first_probes(summary: pd.DataFrame) -> pd.DataFrame:
@@ -44,7 +49,7 @@ def format_results(stats: pd.DataFrame, runs: pd.DataFrame) -> str:
             "us/estimate": (first["seconds_per_estimate"] * 1e6).map(lambda v: f"{v:.3g}"),
         })  # fmt: skip
         if (table["overrides"] == "").all():
-            table = table.drop(columns="overrides")
+            table = table.drop(columns="overrides")  # a plain sweep: task, estimator, temperature say it all
         lines.append(f"Gradient estimates at step {first['step'].min()} ({stats['samples'].iloc[0]} draws each, reference: "
                      f"{', '.join(sorted(stats['reference'].unique()))})")
         lines.append(table.to_string(index=False))
