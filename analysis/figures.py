@@ -172,9 +172,9 @@ def _train_metric(rows: pd.DataFrame) -> str:
 
 
 def training_curves(train: pd.DataFrame, x: str = "step") -> Figure:
-    """The task's training metric (TRAIN_METRICS) against ``x`` (step or seconds), one line per
+    """The task's training metric (TRAIN_METRICS) against ``x`` (step or train_seconds), one line per
     run (colour: estimator; runs at several temperatures are separate lines)."""
-    title = f"training curves vs {'wall-clock seconds' if x == 'seconds' else 'step'}"
+    title = f"training curves vs {'training seconds (probes excluded)' if x == 'train_seconds' else 'step'}"
     if train.empty:
         return _empty(title, "no training rows")
     tasks, colours = sorted(train["task"].unique()), palette(train["estimator"])
@@ -184,7 +184,7 @@ def training_curves(train: pd.DataFrame, x: str = "step") -> Figure:
         metric = _train_metric(rows)
         for _, group in rows.groupby("run"):
             ax.plot(group[x], group[metric], color=colours[group["estimator"].iloc[0]], lw=1.2, alpha=0.8)
-        ax.set_xlabel("step" if x == "step" else "seconds")
+        ax.set_xlabel("step" if x == "step" else "training seconds")
         ax.set_ylabel(metric)
     _legend(fig, [Line2D([], [], color=colours[e], label=e) for e in sorted(colours)])
     return fig
@@ -226,6 +226,6 @@ def all_figures(summary: pd.DataFrame, train: pd.DataFrame) -> dict[str, Figure]
         "bias_variance_plane": bias_variance_plane(summary),
         "work_normalized_variance": work_normalized_variance(summary),
         "training_vs_step": training_curves(train, "step"),
-        "training_vs_seconds": training_curves(train, "seconds"),
+        "training_vs_seconds": training_curves(train, "train_seconds"),
         "variance_along_training": variance_along_training(summary),
     }

@@ -130,7 +130,8 @@ STATS = Table("stats.csv", (
     _c("snr", FLOAT, "mean over coordinates of |mean| / sd", True),
     _c("cosine", FLOAT, "cosine between the mean estimate and the reference", True),
     _c("evaluations", INT, "evaluations of f per estimate"),
-    _c("seconds_per_estimate", FLOAT, "wall time of the probe per estimate"),
+    _c("seconds_per_estimate", FLOAT, "warm wall time per estimate: the draws after the untimed first part"),
+    _c("warmup_seconds", FLOAT, "wall time of the probe's first part (a tenth of the draws, one chunk at most; one draw on the loop path), timed apart: torch.func's tracing"),
     _c("work_normalized_variance", FLOAT, "variance x evaluations"),
     _c("reference", STR, "exact | estimated"),
     _c("seed", INT, "the run's seed"),
@@ -144,7 +145,8 @@ TRAIN = Table("train.csv", (
     _c("objective", FLOAT, "mean objective estimate of the trained estimator since the last row", True),
     _c("temperature", FLOAT, "the trained estimator's temperature at this step", True),
     *LEARNED,
-    _c("seconds", FLOAT, "wall time since the run started"),
+    _c("train_seconds", FLOAT, "wall time of training steps (and evaluations) since the run started, probes excluded"),
+    _c("probe_seconds", FLOAT, "wall time of probes since the run started"),
 ), open_floats=True)  # fmt: skip
 
 SUMMARY = Table("summary.json", (

@@ -124,7 +124,7 @@ def probe(step: int, task: Task, probed: list[Probed], batch: Any, cfg: DictConf
         rows.append({
             "step": step, "estimator": item.label, "knobs": item.knobs, "task": task.label(), "family": task.family,
             "temperature": item.estimator.temperature, **learned_columns(item.estimator), "samples": cfg.probe.samples,
-            **stats, "reference": kind,
+            **stats, "warmup_seconds": draws.warmup_seconds, "reference": kind,
         })  # fmt: skip
         log.info(
             "probe step %d, %s: bias_norm %.4g [%.4g, %.4g], variance %.4g [%.4g, %.4g], mse %.4g",
@@ -232,6 +232,7 @@ def run(cfg: DictConfig, output_dir: Path, logger: Logger | None = None, overrid
     probes, start = set(probe_steps(cfg.steps, cfg.probe.every)), time.perf_counter()
     scheduled = [p.estimator for p in probed if p.estimator.temperature is not None and not p.estimator.learns_temperature]
     window: list[float] = []
+    probe_seconds = 0.0
     desc = f"{task.label()}/{probed[0].label}"
     with tqdm(total=cfg.steps, desc=desc, disable=None) as bar:
         for step in range(cfg.steps + 1):
@@ -239,14 +240,16 @@ def run(cfg: DictConfig, output_dir: Path, logger: Logger | None = None, overrid
                 for module in scheduled:
                     module.set_temperature(schedule(step))
             if step in probes:
+                probe_start = time.perf_counter()
                 for row in probe(step, task, probed, batch, cfg, reference):
                     recorder.add_stats(row | {"seed": cfg.seed, "device": str(device)})
+                probe_seconds += time.perf_counter() - probe_start
             if step % cfg.log_every == 0 or step == cfg.steps:
                 metrics = task.evaluate()
                 recorder.add_train({
                     "step": step, "seed": cfg.seed, "objective": float(np.mean(window)) if window else float("nan"),
                     "temperature": estimator.temperature, **learned_columns(estimator), **metrics,
-                    "seconds": time.perf_counter() - start,
+                    "train_seconds": time.perf_counter() - start - probe_seconds, "probe_seconds": probe_seconds,
                 })  # fmt: skip
                 if bar.disable:  # no terminal: plain log lines instead of the bar
                     log.info("step %d/%d: %s", step, cfg.steps, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))

@@ -40,8 +40,8 @@ STATS_COLUMNS = [
     "variance", "variance_lo", "variance_hi", "mse", "snr", "cosine",
     "evaluations", "seconds_per_estimate", "work_normalized_variance", "reference",
 ]  # fmt: skip
-TRAIN_COLUMNS = ["step", "objective", "seconds", "exact_objective"]
-TIMING = {"stats": {"seconds_per_estimate"}, "train": {"seconds"}}
+TRAIN_COLUMNS = ["step", "objective", "train_seconds", "probe_seconds", "exact_objective"]
+TIMING = {"stats": {"seconds_per_estimate", "warmup_seconds"}, "train": {"train_seconds", "probe_seconds"}}
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -175,7 +175,10 @@ def test_single_run_train_csv_and_summary(single_run):
     logged = steps(rows)
     assert logged[0] == 0 and logged[-1] == 20 and logged == sorted(set(logged))
     assert all(math.isfinite(float(row["exact_objective"])) for row in rows)
-    assert all(float(row["seconds"]) >= 0 for row in rows)
+    assert all(float(row["train_seconds"]) >= 0 and float(row["probe_seconds"]) >= 0 for row in rows)
+    # probes at steps 0, 10, 20: the probe clock has run by step 0's row, and only then grows at probes
+    probe_clock = [float(row["probe_seconds"]) for row in rows]
+    assert probe_clock[0] > 0 and probe_clock == sorted(probe_clock)
     summary = read_summary(run_dir)
     assert summary["status"] == "ok", summary
     assert summary["error"] is None

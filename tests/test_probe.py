@@ -94,3 +94,17 @@ def test_toy_exact_gradient_matches_enumeration(family):
     (grad,) = torch.autograd.grad(expected, theta)
     np.testing.assert_allclose(exact(task), grad.reshape(-1).numpy(), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(task.evaluate()["exact_objective"], expected.item(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("vectorize", [True, False], ids=["vmap", "loop"])
+def test_the_first_part_is_timed_apart(vectorize):
+    """seconds_per_estimate is the warm rate: the first part (a tenth of the draws, one chunk
+    at most; one draw on the loop path) is reported as warmup_seconds; every draw is kept."""
+    from discograd.probe import warmup_size
+
+    assert [warmup_size(n, 1000, True) for n in (2, 200, 10**5)] == [1, 20, 1000]
+    assert warmup_size(10**5, 1000, False) == 1
+    task = ToyQuadratic(**TASKS["bernoulli"])
+    draws = draw_estimates(task, ESTIMATORS["st"](), None, 50, chunk=16, vectorize=vectorize)
+    assert draws.warmup_seconds > 0 and draws.seconds_per_estimate > 0
+    assert np.isfinite(draws.estimates).all() and (np.abs(draws.estimates).sum(1) > 0).all()

@@ -43,7 +43,8 @@ def write_run(folder: Path, rows: list[dict], status: str = "ok", error: str | N
     if rows:  # a run that failed before its first probe has no stats.csv
         pd.DataFrame(rows).to_csv(folder / "stats.csv", index=False)
     pd.DataFrame({"step": [0, 1], "config_id": "c0", "overrides": "", "seed": 0, "objective": [1.0, 0.5],
-                  "temperature": [np.nan] * 2, "learned_temperature": np.nan, "eta": np.nan, "seconds": [0.0, 0.1],
+                  "temperature": [np.nan] * 2, "learned_temperature": np.nan, "eta": np.nan, "train_seconds": [0.0, 0.1],
+                  "probe_seconds": [0.2, 0.2],
                   "exact_objective": [0.3, 0.2]}).to_csv(folder / "train.csv", index=False)  # fmt: skip
     fields = {"status": status, "error": error, "error_type": None, "config_id": rows[0]["config_id"] if rows else "c0",
               "overrides": "", "task": "toy_quadratic", "estimator": rows[0]["estimator"] if rows else "st",
