@@ -159,16 +159,32 @@ def check_rejects_bad_input(make: Factory, family: str) -> str:
 
 def check_temperature(make: Factory, family: str) -> str:
     """No temperature: set_temperature is a TypeError; a learned one: also; else it sets a
-    positive number and refuses 0, -1, nan and a string."""
+    positive number and refuses 0, -1, nan and a string. A constructor that takes a
+    temperature refuses 0."""
     estimator = _make(make, family)
     if estimator.temperature is None or estimator.learns_temperature:
         reason = "has no temperature" if estimator.temperature is None else "learns its temperature"
-        return _raises(lambda: estimator.set_temperature(0.5), TypeError, reason, "set_temperature")
-    estimator.set_temperature(0.25)
-    require(estimator.temperature == 0.25, f"set_temperature(0.25) reads back {estimator.temperature}")
-    for bad in (0.0, -1.0, float("nan"), "hot"):
-        _raises(lambda: estimator.set_temperature(bad), ValueError, "temperature", f"temperature {bad!r}")
-    return "0.25 set; 0, -1, nan, 'hot' refused"
+        evidence = _raises(lambda: estimator.set_temperature(0.5), TypeError, reason, "set_temperature")
+    else:
+        estimator.set_temperature(0.25)
+        require(estimator.temperature == 0.25, f"set_temperature(0.25) reads back {estimator.temperature}")
+        for bad in (0.0, -1.0, float("nan"), "hot"):
+            _raises(lambda: estimator.set_temperature(bad), ValueError, "temperature", f"temperature {bad!r}")
+        evidence = "0.25 set; 0, -1, nan, 'hot' refused"
+    if _builds_alone(type(estimator)):
+        cls, extra = type(estimator), construction(type(estimator), LOGIT_SHAPES[family][1:])
+        _raises(lambda: cls(temperature=0.0, **extra), ValueError, "temperature must be > 0",
+                "constructor temperature 0")  # fmt: skip
+        evidence += "; constructor refuses temperature 0"
+    return evidence
+
+
+def _builds_alone(cls: type) -> bool:
+    """Whether ``cls`` takes a temperature and needs no knob but it and latent_shape."""
+    params = inspect.signature(cls).parameters
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    needed = [n for n, p in params.items() if p.default is p.empty and p.kind in named]
+    return "temperature" in params and set(needed) <= {"temperature", "latent_shape"}
 
 
 def check_control_loss(make: Factory, family: str) -> str:
@@ -184,9 +200,11 @@ def check_control_loss(make: Factory, family: str) -> str:
     if loss is None:
         require(estimator.control_lr is None, f"control_lr = {estimator.control_lr}, but no control loss in training")
         return "no learned parameters"
-    require(loss.shape == () and bool(torch.isfinite(loss)), "control_loss must be a finite scalar")
+    require(isinstance(loss, torch.Tensor) and loss.shape == () and bool(torch.isfinite(loss)),
+            f"control_loss must be a finite scalar tensor, got {loss!r}")  # fmt: skip
     params = [p for p in estimator.parameters() if p.requires_grad]
-    grads = torch.autograd.grad(loss, params, allow_unused=True) if params else []
+    reachable = loss.requires_grad and params
+    grads = torch.autograd.grad(loss, params, allow_unused=True) if reachable else []
     require(any(g is not None for g in grads), "control_loss has no gradient in the estimator's parameters")
     return f"control loss {loss.item():.3g}, gradient in {sum(g is not None for g in grads)} parameter tensor(s)"
 

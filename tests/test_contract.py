@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from discograd.conformance import ConformanceError, contract_checks, factory, require
-from estimators import ESTIMATORS
+from estimators import ESTIMATORS, Estimate
+from estimators.reinforce import Reinforce
 from primitives.families import FAMILIES
 
 KNOBS = {"reinforce": {"num_samples": 2, "baseline": "loo"}}  # the other estimators at their defaults
@@ -46,6 +47,43 @@ def test_a_broken_estimator_fails_the_kit_with_its_own_error():
         contract_checks("bernoulli")["shapes and gradients, float32"](factory(ValueNotDetached))
     with pytest.raises(ConformanceError, match="boom"):
         require(False, "boom")
+
+
+class LossInEval(Reinforce):
+    """Broken on purpose: a control loss in eval mode too."""
+
+    def forward(self, logits, f, family):
+        estimate = super().forward(logits, f, family)
+        return Estimate(estimate.surrogate, estimate.value, estimate.evaluations, estimate.surrogate)
+
+
+class LearnsNothing(Reinforce):
+    """Broken on purpose: a control_lr, but never a control loss."""
+
+    control_lr = 1e-3
+
+
+class LossOffParameters(Reinforce):
+    """Broken on purpose: a training-mode control loss that reaches no parameter of its own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.eta = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, logits, f, family):
+        estimate = super().forward(logits, f, family)
+        loss = estimate.surrogate.pow(2) if self.training else None
+        return Estimate(estimate.surrogate, estimate.value, estimate.evaluations, loss)
+
+
+@pytest.mark.parametrize("cls,message", [
+    (LossInEval, "a control loss in eval mode"),
+    (LearnsNothing, "but no control loss in training"),
+    (LossOffParameters, "no gradient in the estimator's parameters"),
+], ids=lambda x: getattr(x, "__name__", ""))  # fmt: skip
+def test_the_control_loss_check_catches_broken_estimators(cls, message):
+    with pytest.raises(ConformanceError, match=message):
+        contract_checks("bernoulli")["control loss"](factory(cls))
 
 
 def test_unsupported_family_is_rejected():
