@@ -41,7 +41,8 @@ def _interval(values: pd.Series, level: float) -> tuple[float, float, float]:
 
 
 def summarize(stats: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """[configurations x steps] rows: CONFIG_KEY, DESCRIPTIVE, step, seeds, evaluations, the
+    """[configurations x steps] rows, as a reader scans them (by task, overrides, estimator):
+    config_id, overrides, task, family, estimator, knobs, step, seeds, evaluations, the
     AVERAGED columns, and for each metric M: M, M_lo, M_hi."""
     if stats.empty:
         return pd.DataFrame()
@@ -65,4 +66,8 @@ def summarize(stats: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
                 lo = 0.0  # the t-interval knows no bounds; these metrics do
             row |= {metric: mean, f"{metric}_lo": lo, f"{metric}_hi": hi}
         rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    first = ["config_id", "overrides", "task", "family", "estimator", "knobs", "step", "seeds"]
+    frame = frame[first + [c for c in frame.columns if c not in first]]
+    order = ["task", "overrides", "estimator", "config_id", "step"]
+    return frame.sort_values(order, ignore_index=True)

@@ -2,7 +2,8 @@
 
 Nothing is read from folder names: every field comes from summary.json, stats.csv,
 train.csv (and, for a sweep, its multirun.yaml), each checked against analysis/schema.py on
-load, naming the file. A run that failed or diverged is kept in the runs table with its error, never dropped.
+load: a SchemaError names the file. A run that failed or diverged is kept in the runs table
+with its error, never dropped.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from analysis.schema import STATS, SUMMARY, TRAIN, check_summary
+from analysis.schema import STATS, SUMMARY, TRAIN, SchemaError, check_summary, read_csv
 
 RUN_COLUMNS = ["run", *SUMMARY.names]
 
@@ -52,6 +53,17 @@ def _label(root: Path, folder: Path, several: bool) -> str:
     return f"{root.name}/{relative}" if several else relative
 
 
+def read_summary(path: Path) -> dict:
+    """summary.json, checked against the schema."""
+    try:
+        summary = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise SchemaError(f"{path} is not JSON: {error}") from error
+    if not isinstance(summary, dict):
+        raise SchemaError(f"{path} is not a JSON object")
+    return check_summary(summary, path)
+
+
 def collect(*roots: Path) -> Collection:
     """All runs under ``roots``; ``run`` labels are relative to their root (prefixed by the
     root's name when there are several roots)."""
@@ -62,12 +74,12 @@ def collect(*roots: Path) -> Collection:
             raise FileNotFoundError(f"no such run or sweep directory: {root}")
         for folder in run_dirs(root):
             label = _label(root, folder, len(roots) > 1)
-            summary = check_summary(json.loads((folder / "summary.json").read_text()), folder / "summary.json")
+            summary = read_summary(folder / "summary.json")
             runs.append({"run": label, **{k: summary.get(k) for k in SUMMARY.names}})
             if (folder / "stats.csv").exists():
-                stats.append(STATS.check(pd.read_csv(folder / "stats.csv"), folder / "stats.csv").assign(run=label))
+                stats.append(read_csv(STATS, folder / "stats.csv").assign(run=label))
             if (folder / "train.csv").exists():
-                frame = TRAIN.check(pd.read_csv(folder / "train.csv"), folder / "train.csv")
+                frame = read_csv(TRAIN, folder / "train.csv")
                 train.append(frame.assign(run=label, task=summary["task"], estimator=summary["estimator"]))
     return Collection(
         stats=pd.concat(stats, ignore_index=True) if stats else pd.DataFrame(),

@@ -57,7 +57,7 @@ def _series(frame: pd.DataFrame) -> pd.Series:
     """What tells a line apart: the estimator label, plus the configuration's distinguishing
     overrides other than those the figure shows by panel, x axis or colour (so
     configurations that differ in, say, task.target are separate lines, never one)."""
-    rest = distinguishing(frame["overrides"])
+    rest = distinguishing(frame)
     return pd.Series([f"{e} {r}".strip() for e, r in zip(frame["estimator"], rest)], index=frame.index)
 
 
@@ -160,7 +160,9 @@ def work_normalized_variance(summary: pd.DataFrame) -> Figure:
     fig, axes = _panels(tasks, title)
     for ax, task in zip(axes, tasks):
         rows = data[data["task"] == task].sort_values(["series", "temperature"])
-        ax.barh(rows["configuration"], rows["work_normalized_variance"], color=[colours[e] for e in rows["series"]])
+        at = np.arange(len(rows))  # one bar per configuration, even where two share a label
+        ax.barh(at, rows["work_normalized_variance"], color=[colours[e] for e in rows["series"]])
+        ax.set_yticks(at, rows["configuration"])
         ax.set_xscale("log")
         ax.set_xlabel("variance × evaluations")
         ax.invert_yaxis()

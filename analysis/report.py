@@ -40,7 +40,7 @@ def results_table(summary: pd.DataFrame) -> pd.DataFrame:
     first = first_probes(summary)
     table = pd.DataFrame({
         "task": first["task"], "family": first["family"], "estimator": first["estimator"],
-        "overrides": distinguishing(first["overrides"]), "knobs": first["knobs"],
+        "overrides": distinguishing(first), "knobs": first["knobs"],
         "temperature": first["temperature"].map(lambda t: "" if pd.isna(t) else f"{t:g}"),
         "step": first["step"], "seeds": first["seeds"],
         "bias norm [95% CI]": [interval(*v) for v in first[["bias_norm", "bias_norm_lo", "bias_norm_hi"]].values],

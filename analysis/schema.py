@@ -186,3 +186,15 @@ def summary_fields(summary: dict) -> dict:
     if unknown:
         raise SchemaError(f"summary.json has no field(s) {', '.join(unknown)}")
     return SUMMARY.row({k: v for k, v in summary.items() if k in SUMMARY.names}) | extra
+
+
+def read_csv(table: Table, path: Path) -> pd.DataFrame:
+    """The CSV file at ``path``, checked against ``table``. Its str columns are read as text:
+    left to pandas, a config_id such as 1e2345678901 would read as inf (and merge with every
+    other id of that form), and 000123456789 would lose its zeros."""
+    text = {c.name: str for c in table.columns if c.dtype == STR}
+    try:
+        frame = pd.read_csv(path, dtype=text)
+    except (ValueError, pd.errors.ParserError) as error:  # EmptyDataError is a ValueError
+        raise SchemaError(f"{path} is not a readable CSV file: {error}") from error
+    return table.check(frame, path)

@@ -14,14 +14,24 @@ def interval(value: float, lo: float, hi: float) -> str:
 SHOWN_AS_COLUMNS = ("task", "estimator", "temperature", "estimator.temperature")
 
 
-def distinguishing(overrides: pd.Series, hide: tuple[str, ...] = SHOWN_AS_COLUMNS) -> pd.Series:
+def _shown(token: str, estimator: str, hide: tuple[str, ...]) -> bool:
+    """Whether a column already shows ``token`` for a row of ``estimator``: ``estimator=NAME``
+    only on that estimator's own rows (on a basket's row it says which run probed it)."""
+    key, _, value = token.partition("=")
+    if key == "estimator":
+        return key in hide and value == estimator.split("[", 1)[0]
+    return key in hide
+
+
+def distinguishing(frame: pd.DataFrame, hide: tuple[str, ...] = SHOWN_AS_COLUMNS) -> pd.Series:
     """Each row's overrides less the ones every row shares and those of the keys in ``hide``
     (shown otherwise: as columns, panels, axes): what tells the jobs of a sweep apart (the
-    files keep them all)."""
-    tokens = overrides.map(lambda o: [t for part in o.split(" | ") for t in part.split()])
+    files keep them all). ``frame`` has ``overrides`` and ``estimator``."""
+    tokens = frame["overrides"].map(lambda o: [t for part in o.split(" | ") for t in part.split()])
     shared = set.intersection(*map(set, tokens)) if len(tokens) else set()
-    keep = lambda t: t not in shared and t.split("=", 1)[0] not in hide  # noqa: E731
-    return tokens.map(lambda ts: " ".join(dict.fromkeys(t for t in ts if keep(t))))
+    kept = [dict.fromkeys(t for t in ts if t not in shared and not _shown(t, e, hide))
+            for ts, e in zip(tokens, frame["estimator"])]  # fmt: skip
+    return pd.Series([" ".join(k) for k in kept], index=frame.index, dtype=object)
 
 
 def first_probes(summary: pd.DataFrame) -> pd.DataFrame:
@@ -39,7 +49,7 @@ def format_results(stats: pd.DataFrame, runs: pd.DataFrame) -> str:
         first = first_probes(summarize(stats))
         table = pd.DataFrame({
             "task": first["task"], "family": first["family"], "estimator": first["estimator"],
-            "overrides": distinguishing(first["overrides"]),
+            "overrides": distinguishing(first),
             "temperature": first["temperature"].map(lambda t: "" if pd.isna(t) else f"{t:g}"),
             "seeds": first["seeds"],
             "bias_norm [95% CI]": [interval(*v) for v in first[["bias_norm", "bias_norm_lo", "bias_norm_hi"]].values],
@@ -50,8 +60,11 @@ def format_results(stats: pd.DataFrame, runs: pd.DataFrame) -> str:
         })  # fmt: skip
         if (table["overrides"] == "").all():
             table = table.drop(columns="overrides")  # a plain sweep: task, estimator, temperature say it all
-        lines.append(f"Gradient estimates at step {first['step'].min()} ({stats['samples'].iloc[0]} draws each, reference: "
-                     f"{', '.join(sorted(stats['reference'].unique()))})")
+        samples = ", ".join(str(n) for n in sorted(stats["samples"].unique()))
+        references = ", ".join(sorted(stats["reference"].unique()))
+        step = first["step"].min()
+        lines.append(f"Gradient estimates at step {step} ({samples} draws each, "
+                     f"reference: {references})")
         lines.append(table.to_string(index=False))
     bad = runs[runs["status"] != "ok"]
     if not bad.empty:

@@ -93,11 +93,17 @@ def test_legends_never_cover_data(tmp_path):
     """Every figure's legend box lies outside every axes box."""
     for estimator, temperature in [("gumbel_softmax", 0.1), ("gumbel_softmax", 1.0), ("st", np.nan), ("sigmoid_st", 0.5)]:
         for task in ("toy_quadratic", "mrf"):
-            name = f"{task}-{estimator}-{temperature}"
-            write_run(tmp_path / name, [stats_row(estimator=estimator, task=task, temperature=temperature, step=s,
-                                                  variance=1 + s, bias_norm=0.1) for s in (0, 5)])  # fmt: skip
+            name = f"{task}-{estimator}-{temperature}"  # one configuration each (config_id)
+            overrides = f"task={task} estimator={estimator}"
+            overrides += f" temperature={temperature}" if temperature > 0 else ""
+            rows = [stats_row(config_id=name, overrides=overrides, estimator=estimator, task=task,
+                              temperature=temperature, step=s, variance=1 + s, bias_norm=0.1)
+                    for s in (0, 5)]  # fmt: skip
+            write_run(tmp_path / name, rows)
     collection = collect(tmp_path)
-    figures = all_figures(summarize(collection.stats), collection.train)
+    summary = summarize(collection.stats)
+    assert len(summary) == 16 and set(summary["seeds"]) == {1}  # 8 configurations x 2 steps
+    figures = all_figures(summary, collection.train)
     assert sorted(figures) == sorted(FIGURES)
     for name, fig in figures.items():
         assert isinstance(fig, Figure)
