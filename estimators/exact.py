@@ -22,7 +22,6 @@ References:
 """
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from estimators.base import Estimate, Estimator, Objective
