@@ -6,6 +6,10 @@ Jobs with one config_id and one seed measured the same thing (reinforce swept ov
 temperature it does not read): counted once. temperature and the learned values are
 averaged like the metrics (a learned temperature differs by seed).
 
+bias_sq, the signed unbiased estimate of ||b||^2, is averaged like the others: its mean over
+seeds is unbiased, where bias_norm's (clipped at 0) is not. ``warning`` lists the seeds
+whose probe flagged its own intervals (analysis.statistics.warning).
+
 For each metric the row holds the mean over seeds and a 95% CI: with several seeds, the
 t-interval of the mean over seeds (the seed-to-seed spread includes the training
 trajectory's randomness); with one seed, the run's own CI for bias_norm and variance (the
@@ -23,7 +27,7 @@ from scipy import stats as scipy_stats
 from analysis.schema import CONFIG_KEY, DESCRIPTIVE
 
 AVERAGED = ["temperature", "learned_temperature", "eta"]  # mean over seeds, no interval
-METRICS = ["bias_norm", "relative_bias", "variance", "mse", "snr", "cosine", "work_normalized_variance", "seconds_per_estimate"]
+METRICS = ["bias_sq", "bias_norm", "relative_bias", "variance", "mse", "snr", "cosine", "work_normalized_variance", "seconds_per_estimate"]
 OWN_CI = ("bias_norm", "variance")  # metrics whose per-run CI a single seed can fall back on
 NONNEGATIVE = ("bias_norm", "relative_bias", "variance", "mse", "work_normalized_variance", "seconds_per_estimate")
 
@@ -38,6 +42,16 @@ def _interval(values: pd.Series, level: float) -> tuple[float, float, float]:
         return mean, np.nan, np.nan
     half = float(scipy_stats.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
     return mean, mean - half, mean + half
+
+
+def seed_warnings(group: pd.DataFrame) -> str:
+    """The probes' warnings over a configuration's seeds: "" when none, else e.g.
+    "2 of 3 seeds: two distinct draws: ..." (each distinct message once)."""
+    warned = group["warning"].fillna("").astype(str)
+    warned = warned[warned != ""]
+    if warned.empty:
+        return ""
+    return f"{len(warned)} of {len(group)} seeds: " + "; ".join(sorted(warned.unique()))
 
 
 def summarize(stats: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
@@ -57,6 +71,7 @@ def summarize(stats: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
         row["seeds"] = int(group["seed"].nunique())
         row["evaluations"] = float(group["evaluations"].mean())
         row |= {c: float(group[c].astype(float).mean()) for c in AVERAGED}
+        row["warning"] = seed_warnings(group)
         for metric in METRICS:
             mean, lo, hi = _interval(group[metric], level)
             if metric in OWN_CI:

@@ -49,6 +49,7 @@ def results_table(summary: pd.DataFrame) -> pd.DataFrame:
         "evaluations": first["evaluations"].map(lambda v: f"{v:g}"),
         "variance x evaluations": first["work_normalized_variance"].map(lambda v: f"{v:.3g}"),
         "us / estimate": (first["seconds_per_estimate"] * 1e6).map(lambda v: f"{v:.3g}"),
+        "warning": first["warning"],
         "config_id": first["config_id"],
     }).reset_index(drop=True)  # fmt: skip
     return table.drop(columns="overrides") if (table["overrides"] == "").all() else table

@@ -1,122 +1,240 @@
-r"""Statistics of N gradient estimates against a reference (numpy only, no torch).
+r"""Statistics of N gradient estimates against a reference (numpy and scipy only, no torch).
 
-Given estimates X [N, P] (one flattened estimate per row) and a reference r [P]:
+Everything is computed from streamed moments (analysis.moments.Summary: O(P) state); the
+in-memory entry ``gradient_statistics(estimates [N, P], reference [P])`` streams the array
+through the same accumulator, so both paths give the same numbers on the same draws.
 
-- bias: b = mean(X) - r. The noise of mean(X) - r has covariance V = Cov/N (+ diag(se_r^2) for a
-  Monte Carlo reference with standard errors se_r), so ||mean(X) - r||^2 overestimates ||b||^2
-  by tr(V). We report ``bias_norm`` = sqrt(max(0, B2)) with the unbiased B2 = ||mean(X) - r||^2
-  - tr(V). The CI: the lower end is 0 unless B2 exceeds z sqrt(2 tr(V^2)) (B2's spread at
-  b = 0), else bias_norm - z sqrt(q), with q = b' V b / ||b||^2 along the estimated direction
-  (the delta-method variance of ||mean(X) - r||); the upper end is bias_norm + z sqrt(q +
-  sqrt(2 tr(V^2))). In simulation (tests/test_statistics.py) this covers the true bias norm
-  in 96% to 99% of runs from b = 0 to clear biases: conservative near the detection limit,
-  so that an unbiased estimator is not called biased.
-- ``relative_bias`` = bias_norm / ||r||.
-- ``variance`` = tr(Cov), the expected squared distance of one estimate from its mean; its CI
-  treats ||x_i - mean||^2 as N i.i.d. draws (CLT), which holds for heavy-ish tails too.
+Notation: draws x_i (i = 1..N) with mean mu and covariance C; the reference r is the exact
+gradient g, or the mean of M draws of an unbiased reference estimator with covariance C_r.
+The bias is b = mu - g; the noise of xbar - r has covariance W = C/N (+ C_r/M).
+
+- ``bias_sq`` = ||xbar - r||^2 - tr(S)/N (- tr(S_r)/M): unbiased for ||b||^2 (it can be
+  negative; average it, not bias_norm, over seeds). ``bias_norm`` = sqrt(max(bias_sq, 0)).
+- Test of b = 0 and CI of ||b||: F = ||xbar - r||^2 / tr(W_hat) is, under b = 0, a weighted
+  sum of chi-squares over an estimate of its mean; Satterthwaite's approximation makes it
+  F(nu, nu_d), with nu = tr(W)^2 / tr(W^2) (the effective dimension; tr(W^2) from the
+  distribution-free U-statistics of analysis.moments, the cross term tr(C C_r) included) and
+  nu_d = 2 tr(W)^2 / Var tr(W_hat) (the denominator's own noise, measured). With a bias,
+  F is noncentral F(nu, nu_d, lambda) with lambda = ||b||^2 nu / tr(W); the 95% CI of
+  ||b|| inverts it at 2.5% and 97.5% (``bias_norm_lo``, ``bias_norm_hi``), so
+  ``bias_norm_lo > 0`` is the one-sided 2.5% test of b = 0 (``bias_p`` is its p-value).
+- Rounding floor: float draws equal to the reference up to their precision are no evidence of
+  bias. The noise gets rho^2 = sum_j (ROUNDING_ULPS eps (|xbar_j| + |r_j|))^2 added (eps of the
+  draws' dtype), spread evenly over the coordinates.
+- ``variance`` = tr(S), unbiased for tr(C), the expected squared distance of one estimate from
+  its mean. Its standard error is the U-statistic's: Var||x - mu||^2 / N + 2 tr(C^2) / (N(N-1)),
+  both terms estimated without bias; the 95% CI is Satterthwaite's scaled chi-square
+  tr(S) nu_v / chi2(nu_v) with nu_v = 2 tr(S)^2 / se^2 (skewed as a variance estimate is).
 - ``mse`` = bias_norm^2 + variance: the expected squared error of one estimate.
 - ``snr``: mean over coordinates of |mean_j| / sd_j (coordinates with sd_j = 0 left out).
 - ``cosine``: mean over draws of cos(x_i, r) (a zero draw counts as 0).
-tr(Cov^2) goes through the smaller of the N x N and P x P Gram matrices, so P or N can be large.
+- ``warning``: why the intervals of a row are not to be trusted, or "" (see ``warning``).
+
+docs/calibration.md (benchmarks/calibration.py) measures the false-alarm and coverage rates.
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
-from scipy.stats import norm
+from scipy import stats as sps
+from scipy.optimize import brentq
+
+from analysis.moments import Moments, Summary, gram_rows
+
+ROUNDING_ULPS = 64  # a float32 gradient through a few hundred operations differs from float64 by a few ulps to a few tens
+MIN_EFFECTIVE = 10  # fewer effective differences than this: the spread rests on a handful of draws
 
 
-def _z(level: float) -> float:
-    return float(norm.ppf(0.5 + level / 2))
+def _quantile_f(level: float) -> float:
+    return (1 - level) / 2
 
 
-def bias_statistics(
-    estimates: np.ndarray, reference: np.ndarray, reference_se: np.ndarray | None = None, level: float = 0.95
-) -> dict[str, float]:
-    """bias_norm with its CI (bias_norm_lo, bias_norm_hi) and relative_bias; see the module docstring."""
-    x = np.asarray(estimates, dtype=np.float64)
-    r = np.asarray(reference, dtype=np.float64).reshape(-1)
-    se2 = np.zeros_like(r) if reference_se is None else np.asarray(reference_se, dtype=np.float64).reshape(-1) ** 2
-    n, z = x.shape[0], _z(level)
-    centered = x - x.mean(0)
-    b = x.mean(0) - r
-    # the noise of b_hat has covariance V = Cov/N + diag(se_r^2)
-    noise_trace = float((centered**2).sum()) / (n - 1) / n + float(se2.sum())
-    # tr(V^2) = tr(Cov^2)/N^2 + 2 sum_j Cov_jj se_j^2 / N + sum_j se_j^4, where
-    # tr(Cov^2) = ||Xc' Xc||_F^2 / (N-1)^2 = ||Xc Xc'||_F^2 / (N-1)^2: take the smaller Gram matrix
-    gram = centered.T @ centered if x.shape[1] <= n else centered @ centered.T  # [min(N,P)]^2
-    cov_diag = (centered**2).sum(0) / (n - 1)
-    noise_trace_sq = float((gram**2).sum()) / (n - 1) ** 2 / n**2 + 2 * float(cov_diag @ se2) / n + float(se2 @ se2)
-    b2 = float(b @ b) - noise_trace  # unbiased for ||b||^2
-    # b' V b / ||b||^2 along the estimated direction: the variance of ||b_hat|| when the bias is clear
-    bb = max(float(b @ b), np.finfo(np.float64).tiny)
-    rayleigh = (float(((centered @ b) ** 2).sum()) / (n - 1) / n + float(b**2 @ se2)) / bb
-    null_spread = np.sqrt(2 * noise_trace_sq)  # sd of b2 when b = 0
-    bias_norm = float(np.sqrt(max(b2, 0.0)))
-    significant = b2 > z * null_spread
-    ref_norm = float(np.linalg.norm(r))
+def _invert_noncentrality(f_obs: float, nu: float, nu_d: float, tail: float) -> float:
+    """lambda >= 0 with P_lambda(F >= f_obs) = tail (0 if already P_0 >= tail): scipy has no
+    inverse of the noncentral F in lambda, so Brent's method on sf, which increases with lambda."""
+
+    def sf(lam: float) -> float:  # scipy's ncf is wrong at nc = 0 (a negative sf): the central F there
+        if not math.isfinite(nu_d):
+            return float(sps.ncx2.sf(f_obs * nu, nu, lam) if lam > 0 else sps.chi2.sf(f_obs * nu, nu))
+        return float(sps.ncf.sf(f_obs, nu, nu_d, lam) if lam > 0 else sps.f.sf(f_obs, nu, nu_d))
+
+    if sf(0.0) >= tail:
+        return 0.0
+    hi = max(1.0, f_obs * nu)
+    while sf(hi) < tail:
+        hi *= 2
+    return float(brentq(lambda lam: sf(lam) - tail, 0.0, hi, xtol=1e-12, rtol=1e-10))
+
+
+@dataclass(frozen=True)
+class BiasNull:
+    """The pieces of the bias test: ||xbar - r||^2, the noise's trace (with the rounding floor)
+    and the F(nu, nu_d) that d2 / total follows when b = 0."""
+
+    d2: float
+    noise: float  # tr(W_hat), no floor: d2 - noise is the unbiased bias_sq
+    total: float  # noise + rho^2
+    nu: float
+    nu_d: float
+    reference: np.ndarray
+
+    @property
+    def p(self) -> float:
+        """P(F >= d2 / total) under b = 0 (1 when there is no noise at all)."""
+        if self.total <= 0:
+            return 1.0
+        f_obs = self.d2 / self.total
+        return float(sps.chi2.sf(f_obs * self.nu, self.nu) if not math.isfinite(self.nu_d) else sps.f.sf(f_obs, self.nu, self.nu_d))
+
+
+def bias_null(x: Summary, reference: np.ndarray | Summary) -> BiasNull:
+    """The bias test's statistic and null distribution (module docstring)."""
+    estimated = isinstance(reference, Summary)
+    r = reference.mean if estimated else np.asarray(reference, dtype=np.float64).reshape(-1)
+    n, dims = x.count, r.size
+    diff = x.mean - r
+    noise, noise_sq, noise_var = x.trace / n, x.trace_sq / n**2, x.trace_variance / n**2
+    if estimated:
+        m = reference.count
+        noise += reference.trace / m
+        noise_sq += 2 * x.bank_cross() / (n * m) + reference.trace_sq / m**2
+        noise_var += reference.trace_variance / m**2
+    floor = float(((ROUNDING_ULPS * x.epsilon * (np.abs(x.mean) + np.abs(r))) ** 2).sum())
+    total = noise + floor
+    total_sq = (noise_sq if math.isfinite(noise_sq) else noise**2) + floor**2 / dims
+    nu = min(max(total**2 / total_sq, 1.0), float(dims)) if total_sq > 0 else float(dims)
+    nu_d = 2 * total**2 / noise_var if noise_var > 0 else math.inf
+    return BiasNull(float(diff @ diff), noise, total, nu, nu_d, r)
+
+
+def bias_statistics(x: Summary | np.ndarray, reference: np.ndarray | Summary, level: float = 0.95) -> dict[str, float]:
+    """bias_sq, bias_norm with its CI, bias_p and relative_bias (module docstring)."""
+    null = bias_null(as_summary(x), reference)
+    bias_sq = null.d2 - null.noise
+    bias_norm = math.sqrt(max(bias_sq, 0.0))
+    if null.total <= 0:  # draws and reference agree exactly, with no noise: nothing to test
+        lo = hi = bias_norm
+    else:
+        f_obs, tail = null.d2 / null.total, _quantile_f(level)
+        lo = math.sqrt(_invert_noncentrality(f_obs, null.nu, null.nu_d, tail) * null.total / null.nu)
+        hi = math.sqrt(_invert_noncentrality(f_obs, null.nu, null.nu_d, 1 - tail) * null.total / null.nu)
+    ref_norm = float(np.linalg.norm(null.reference))
     return {
-        "bias_norm": bias_norm,
-        "bias_norm_lo": max(bias_norm - z * np.sqrt(rayleigh), 0.0) if significant else 0.0,
-        "bias_norm_hi": bias_norm + z * float(np.sqrt(rayleigh + null_spread)),
+        "bias_sq": bias_sq, "bias_norm": bias_norm, "bias_norm_lo": lo, "bias_norm_hi": max(hi, bias_norm), "bias_p": null.p,
         "relative_bias": bias_norm / ref_norm if ref_norm > 0 else float("nan"),
+    }  # fmt: skip
+
+
+def as_summary(x: Summary | np.ndarray, chunk: int = 1000) -> Summary:
+    """Streamed moments of ``x``: a Summary as it is, or draws [N, P] streamed ``chunk`` rows at a time."""
+    return x if isinstance(x, Summary) else stream(np.asarray(x), chunk).summary()
+
+
+def variance_statistics(x: Summary | np.ndarray, level: float = 0.95) -> dict[str, float]:
+    """variance = tr(S) with its CI (variance_lo, variance_hi), of moments or of draws [N, P];
+    module docstring."""
+    x = as_summary(x)
+    variance, se2 = x.trace, x.trace_variance
+    if variance <= 0 or not se2 > 0:
+        return {"variance": variance, "variance_lo": variance, "variance_hi": variance}
+    nu = 2 * variance**2 / se2
+    tail = _quantile_f(level)
+    return {
+        "variance": variance,
+        "variance_lo": variance * nu / float(sps.chi2.isf(tail, nu)),
+        "variance_hi": variance * nu / float(sps.chi2.ppf(tail, nu)),
     }
 
 
-def variance_statistics(estimates: np.ndarray, level: float = 0.95) -> dict[str, float]:
-    """variance = tr(Cov) with its CI (variance_lo, variance_hi)."""
-    x = np.asarray(estimates, dtype=np.float64)
-    n = x.shape[0]
-    sq = ((x - x.mean(0)) ** 2).sum(1) * n / (n - 1)  # [N], mean is the unbiased tr(Cov)
-    variance = float(sq.mean())
-    half = _z(level) * float(sq.std(ddof=1)) / np.sqrt(n)
-    return {"variance": variance, "variance_lo": max(variance - half, 0.0), "variance_hi": variance + half}
-
-
-def snr(estimates: np.ndarray) -> float:
+def snr(x: Summary | np.ndarray) -> float:
     """Mean over coordinates of |mean_j| / sd_j, over the coordinates with sd_j > 0."""
-    x = np.asarray(estimates, dtype=np.float64)
-    sd = x.std(0, ddof=1)
+    x = as_summary(x)
+    sd = np.sqrt(x.sq_dev / (x.count - 1))
     keep = sd > 0
-    return float((np.abs(x.mean(0)[keep]) / sd[keep]).mean()) if keep.any() else float("nan")
+    return float((np.abs(x.mean[keep]) / sd[keep]).mean()) if keep.any() else float("nan")
 
 
-def mean_cosine(estimates: np.ndarray, reference: np.ndarray) -> float:
-    """Mean over draws of the cosine between the draw and the reference."""
-    x = np.asarray(estimates, dtype=np.float64)
-    r = np.asarray(reference, dtype=np.float64).reshape(-1)
-    denom = np.linalg.norm(x, axis=1) * np.linalg.norm(r)
-    cos = np.divide(x @ r, denom, out=np.zeros(x.shape[0]), where=denom > 0)
-    return float(cos.mean())
+def warning(x: Summary) -> str:
+    """Why the row's intervals are not to be trusted, or "": every draw alike (zero variance);
+    two distinct draws (the variance is one proportion's p(1-p) times a constant, whose Wald
+    interval undercovers near p = 1/2: 81-87% at N = 100 in docs/calibration.md); or fewer than
+    MIN_EFFECTIVE effective differences (the spread rests on a handful of draws, as for a rare
+    event that a sample of this size hardly sees)."""
+    if x.distinct < 2 or x.trace <= 0:
+        return "zero variance: every draw alike"
+    if x.distinct == 2:
+        return "two distinct draws: the intervals rest on one proportion"
+    if x.effective_differences < MIN_EFFECTIVE:
+        return f"{x.effective_differences:.1f} effective draws of {x.count}: too few to trust the intervals"
+    return ""
+
+
+def summary_statistics(
+    x: Summary, reference: np.ndarray | Summary, evaluations: int = 1, seconds_per_estimate: float = float("nan"), level: float = 0.95
+) -> dict[str, Any]:
+    """Every statistic of a probe (a stats.csv row's numbers) from streamed moments."""
+    stats: dict[str, Any] = bias_statistics(x, reference, level) | variance_statistics(x, level)
+    stats["mse"] = stats["bias_norm"] ** 2 + stats["variance"]
+    stats["snr"] = snr(x)
+    stats["cosine"] = x.cosine
+    stats["evaluations"] = int(evaluations)
+    stats["seconds_per_estimate"] = float(seconds_per_estimate)
+    stats["work_normalized_variance"] = stats["variance"] * evaluations
+    stats["warning"] = warning(x)
+    return stats
+
+
+def stream(draws: Any, chunk: int, **moments: Any) -> Moments:
+    """``draws`` [N, P] through a Moments accumulator, in blocks of ``chunk`` rows."""
+    acc = Moments(block=chunk, **moments)
+    for start in range(0, draws.shape[0], chunk):
+        acc.update(draws[start : start + chunk])
+    acc.flush()
+    return acc
 
 
 def gradient_statistics(
     estimates: np.ndarray,
-    reference: np.ndarray,
-    reference_se: np.ndarray | None = None,
+    reference: np.ndarray | None = None,
+    reference_draws: np.ndarray | None = None,
     evaluations: int = 1,
     seconds_per_estimate: float = float("nan"),
     level: float = 0.95,
-) -> dict[str, float]:
-    """Every statistic of a probe: bias, variance, mse, snr, cosine and cost.
+    chunk: int = 1000,
+) -> dict[str, Any]:
+    """Every statistic of a probe for draws a user already has (the same numbers as the streaming
+    probe on the same draws and chunk).
 
     Args:
         estimates: [N, P] gradient estimates, N >= 2.
-        reference: [P] the exact gradient, or a Monte Carlo estimate of it.
-        reference_se: [P] standard errors of a Monte Carlo reference; None for an exact one.
+        reference: [P] the exact gradient; or None with ``reference_draws``.
+        reference_draws: [M, P] draws of an unbiased estimator, whose mean is the reference and
+            whose full noise enters the bias test.
         evaluations: evaluations of f per estimate.
         seconds_per_estimate: wall-clock cost of one estimate.
         level: confidence level of the intervals.
+        chunk: rows per block of the accumulator (the probe's chunk, its memory plan's: the same
+            draws in the same blocks give the probe's numbers exactly).
     """
     x = np.asarray(estimates)
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f"estimates must be [N, P] with N >= 2, got shape {x.shape}")
-    if np.asarray(reference).size != x.shape[1]:
-        raise ValueError(f"reference has {np.asarray(reference).size} entries, estimates have {x.shape[1]}")
-    stats = bias_statistics(x, reference, reference_se, level) | variance_statistics(x, level)
-    stats["mse"] = stats["bias_norm"] ** 2 + stats["variance"]
-    stats["snr"] = snr(x)
-    stats["cosine"] = mean_cosine(x, reference)
-    stats["evaluations"] = int(evaluations)
-    stats["seconds_per_estimate"] = float(seconds_per_estimate)
-    stats["work_normalized_variance"] = stats["variance"] * evaluations
-    return stats
+    if (reference is None) == (reference_draws is None):
+        raise ValueError("give exactly one of reference [P] (exact) and reference_draws [M, P] (estimated)")
+    if reference_draws is not None:
+        y = np.asarray(reference_draws)
+        if y.ndim != 2 or y.shape[0] < 2 or y.shape[1] != x.shape[1]:
+            raise ValueError(f"reference_draws must be [M, {x.shape[1]}] with M >= 2, got shape {y.shape}")
+        ref_moments = stream(y, chunk, keep_bank=gram_rows(x.shape[1]))
+        target: np.ndarray | Summary = ref_moments.summary()
+        acc = stream(x, chunk, reference=target.mean, bank=ref_moments.bank)
+    else:
+        if np.asarray(reference).size != x.shape[1]:
+            raise ValueError(f"reference has {np.asarray(reference).size} entries, estimates have {x.shape[1]}")
+        target = np.asarray(reference, dtype=np.float64).reshape(-1)
+        acc = stream(x, chunk, reference=target)
+    return summary_statistics(acc.summary(), target, evaluations, seconds_per_estimate, level)
+

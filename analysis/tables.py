@@ -57,7 +57,10 @@ def format_results(stats: pd.DataFrame, runs: pd.DataFrame) -> str:
             "mse": first["mse"].map(lambda v: f"{v:.3g}"),
             "evals": first["evaluations"].map(lambda v: f"{v:g}"),
             "us/estimate": (first["seconds_per_estimate"] * 1e6).map(lambda v: f"{v:.3g}"),
+            "warning": first["warning"],
         })  # fmt: skip
+        if (table["warning"] == "").all():
+            table = table.drop(columns="warning")
         if (table["overrides"] == "").all():
             table = table.drop(columns="overrides")  # a plain sweep: task, estimator, temperature say it all
         samples = ", ".join(str(n) for n in sorted(stats["samples"].unique()))

@@ -6,6 +6,7 @@ and the run loop runs them again so that ``run(cfg)`` called from Python is as s
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,11 @@ def check_knobs(cfg: DictConfig) -> None:
     _count(cfg, "probe.reference_samples", 2)
     if cfg.get("budget") is not None:
         _count(cfg, "budget", 1)
+    limit = cfg.probe.get("max_memory")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or not math.isfinite(limit) or limit <= 0):
+        raise ConfigError(f"probe.max_memory must be a positive number of GiB or null (half the free memory), got {limit!r}")
+    if not isinstance(cfg.probe.get("save_draws", False), bool):
+        raise ConfigError(f"probe.save_draws must be true or false, got {cfg.probe.save_draws!r}")
     if cfg.probe.reference not in ("auto", "exact", "estimated"):
         raise ConfigError(f"unknown probe.reference {cfg.probe.reference!r}; valid: auto, exact, estimated")
     if task_family(cfg) not in FAMILIES:

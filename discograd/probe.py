@@ -23,11 +23,22 @@ from tasks import Task
 
 
 @dataclass(frozen=True)
-class Draws:
-    estimates: np.ndarray  # [N, P], the estimand's gradients flattened in estimand() order
+class Cost:
+    """What a stream of estimates cost."""
+
     evaluations: int  # evaluations of f per estimate
     seconds_per_estimate: float  # warm: the draws after the untimed first part
     warmup_seconds: float  # wall time of that first part (torch.func's tracing, caches)
+
+
+@dataclass(frozen=True)
+class Draws:
+    """Estimates held in memory (for tests and for users who want them; the run's probe streams)."""
+
+    estimates: np.ndarray  # [N, P], the estimand's gradients flattened in estimand() order
+    evaluations: int
+    seconds_per_estimate: float
+    warmup_seconds: float
 
 
 class Surrogate(nn.Module):
@@ -54,36 +65,31 @@ def flatten(grads: dict[str, Tensor], names: list[str]) -> np.ndarray:
     return torch.cat([grads[n].reshape(-1) for n in names]).detach().cpu().numpy()
 
 
-def _vectorized(module: Surrogate, params: dict[str, Tensor], batch: Any) -> Callable[[Tensor, int, tqdm], None]:
-    """fill(out, chunk, bar): ``out`` [n, P] filled chunk by chunk by one vmapped function (written in
-    place: no per-chunk copies to concatenate)."""
+def _vectorized(module: Surrogate, params: dict[str, Tensor], batch: Any) -> Callable[[int], Tensor]:
+    """draw(n) -> [n, P]: n estimates from one vmapped function."""
     draw = vmap(grad(lambda p, _: functional_call(module, p, (batch,))), in_dims=(None, 0), randomness="different")
 
-    def fill(out: Tensor, chunk: int, bar: tqdm) -> None:
+    def estimates(size: int) -> Tensor:
         with torch.no_grad():  # no outer graph: torch.func.grad differentiates regardless
-            for start in range(0, out.shape[0], chunk):
-                size = min(chunk, out.shape[0] - start)
-                grads, column = draw(params, torch.arange(size)), 0
-                for key, p in params.items():
-                    out[start : start + size, column : column + p.numel()] = grads[key].reshape(size, -1)
-                    column += p.numel()
-                bar.update(size)
+            grads = draw(params, torch.arange(size))
+        return torch.cat([grads[key].reshape(size, -1) for key in params], 1)
 
-    return fill
+    return estimates
 
 
-def _loop(module: Surrogate, params: dict[str, Tensor], batch: Any) -> Callable[[Tensor, int, tqdm], None]:
-    """fill(out, chunk, bar): ``out`` [n, P] filled one autograd call per row."""
+def _loop(module: Surrogate, params: dict[str, Tensor], batch: Any) -> Callable[[int], Tensor]:
+    """draw(n) -> [n, P]: one autograd call per row."""
     originals = dict(module.named_parameters())
     leaves = [originals[k] for k in params]
 
-    def fill(out: Tensor, chunk: int, bar: tqdm) -> None:
-        for row in range(out.shape[0]):
+    def estimates(size: int) -> Tensor:
+        rows = []
+        for _ in range(size):
             grads = torch.autograd.grad(module(batch), leaves, allow_unused=True)
-            out[row] = torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(leaves, grads)])
-            bar.update(1)
+            rows.append(torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(leaves, grads)]))
+        return torch.stack(rows)
 
-    return fill
+    return estimates
 
 
 def warmup_size(samples: int, chunk: int, vectorized: bool) -> int:
@@ -92,14 +98,28 @@ def warmup_size(samples: int, chunk: int, vectorized: bool) -> int:
     return 1 if not vectorized else max(1, min(chunk, samples // 10))
 
 
-def draw_estimates(
-    task: Task, estimator: Estimator, batch: Any, samples: int, chunk: int = 1000, vectorize: bool = True, desc: str = "probe"
-) -> Draws:
-    """``samples`` independent estimates of the gradient of the task's estimand.
+def dims(task: Task) -> int:
+    """P: the number of coordinates of one estimate (the estimand's parameters)."""
+    return sum(p.numel() for p in task.estimand().values())
+
+
+def stream_estimates(
+    task: Task,
+    estimator: Estimator,
+    batch: Any,
+    samples: int,
+    consume: Callable[[Tensor], None],
+    chunk: int = 1000,
+    vectorize: bool = True,
+    desc: str = "probe",
+) -> Cost:
+    """``samples`` independent estimates of the gradient of the task's estimand, handed to
+    ``consume`` chunk by chunk ([n, P] tensors on the task's device, n <= chunk); nothing is kept.
 
     The estimator runs in eval mode (no baseline or other state is updated); the task's
     parameters are not changed. The first ``warmup_size`` draws are timed apart
-    (``warmup_seconds``), so ``seconds_per_estimate`` is the warm rate.
+    (``warmup_seconds``), so ``seconds_per_estimate`` is the warm rate; ``consume``'s own time
+    is not counted.
     """
     module = Surrogate(task, estimator)
     params = {f"task.{name}": p.detach() for name, p in task.estimand().items()}
@@ -107,18 +127,44 @@ def draw_estimates(
     was_training = estimator.training
     estimator.eval()
     use_vmap = vectorize and estimator.vmappable
-    first = next(iter(params.values()))
-    out = torch.empty(samples, sum(p.numel() for p in params.values()), dtype=first.dtype, device=first.device)
+    cuda = next(iter(params.values())).is_cuda
     warm = min(warmup_size(samples, chunk, use_vmap), samples - 1) if samples > 1 else samples
-    fill = (_vectorized if use_vmap else _loop)(module, params, batch)
+    draw = (_vectorized if use_vmap else _loop)(module, params, batch)
+    timed = [0.0, 0.0]  # seconds of the warm-up part, of the rest
+
+    def part(start: int, stop: int, which: int, bar: tqdm) -> None:
+        for first in range(start, stop, chunk):
+            size = min(chunk, stop - first)
+            began = time.perf_counter()
+            out = draw(size)
+            if cuda:  # the kernels are asynchronous: time them, not their launch
+                torch.cuda.synchronize()
+            timed[which] += time.perf_counter() - began
+            consume(out)
+            bar.update(size)
+
     try:
         with tqdm(total=samples, desc=desc, leave=False, disable=None) as bar:
-            start = time.perf_counter()
-            fill(out[:warm], chunk, bar)
-            warmed = time.perf_counter()
-            fill(out[warm:], chunk, bar)
-            stop = time.perf_counter()
+            part(0, warm, 0, bar)
+            part(warm, samples, 1, bar)
     finally:
         estimator.train(was_training)
-    rate = (stop - warmed) / (samples - warm) if samples > warm else (warmed - start) / samples
-    return Draws(out.cpu().numpy(), module.evaluations, rate, warmed - start)
+    rate = timed[1] / (samples - warm) if samples > warm else timed[0] / samples
+    return Cost(module.evaluations, rate, timed[0])
+
+
+def draw_estimates(
+    task: Task, estimator: Estimator, batch: Any, samples: int, chunk: int = 1000, vectorize: bool = True, desc: str = "probe"
+) -> Draws:
+    """``stream_estimates`` collected into one [N, P] array (memory N x P: for tests and small
+    probes; the run's probe streams into analysis.moments instead)."""
+    first = next(iter(task.estimand().values()))
+    out = torch.empty(samples, dims(task), dtype=first.dtype, device=first.device)
+    filled = [0]
+
+    def keep(rows: Tensor) -> None:
+        out[filled[0] : filled[0] + rows.shape[0]] = rows
+        filled[0] += rows.shape[0]
+
+    cost = stream_estimates(task, estimator, batch, samples, keep, chunk, vectorize, desc)
+    return Draws(out.cpu().numpy(), cost.evaluations, cost.seconds_per_estimate, cost.warmup_seconds)

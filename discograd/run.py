@@ -18,9 +18,10 @@ import logging
 import math
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -29,7 +30,8 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from analysis.schema import LEARNED, STATS, TRAIN, SchemaError, summary_fields
-from analysis.statistics import gradient_statistics
+from analysis.moments import Moments, Summary
+from analysis.statistics import summary_statistics
 from discograd.config import (
     build_basket, build_estimator, build_reference_estimator, build_schedule, build_task, check_knobs,
 )  # fmt: skip
@@ -37,7 +39,9 @@ from discograd.identity import config_id, estimator_label, knobs_text, readable_
 from discograd.devices import resolve_device
 from discograd.errors import ConfigError, Diverged
 from discograd.loggers import Logger, make_logger
-from discograd.probe import draw_estimates, flatten
+from discograd.draw_file import DrawFile
+from discograd.plan import ProbePlan, plan_probe
+from discograd.probe import flatten, stream_estimates
 from estimators import Estimator
 from estimators.budget import Budgeted
 from primitives.io import write_csv, write_json
@@ -54,21 +58,68 @@ def probe_steps(steps: int, every: int) -> list[int]:
     return sorted({0, steps, *between})
 
 
-def reference_gradient(task: Task, batch: Any, cfg: DictConfig, reference: Estimator) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """(reference [P], its standard errors or None, "exact" | "estimated").
+@dataclass(frozen=True)
+class Reference:
+    """What the probe compares against: the exact gradient [P], or the streamed moments of an
+    unbiased estimator's draws (their mean, their noise, a bank of their differences)."""
 
-    Exact where the task has it (unless probe.reference=estimated); otherwise the mean of
-    probe.reference_samples draws of ``reference`` (probe.reference_estimator, unbiased).
-    """
-    names = list(task.estimand())
+    target: np.ndarray | Summary
+    bank: Any  # [K, P] differences of the reference's draws (None for an exact reference)
+    kind: str  # exact | estimated
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.target.mean if isinstance(self.target, Summary) else self.target
+
+
+def reference_kind(task: Task, batch: Any, cfg: DictConfig) -> dict[str, torch.Tensor] | None:
+    """The task's exact gradient where the run uses it (probe.reference auto or exact), else None."""
     exact = None if cfg.probe.reference == "estimated" else task.exact_gradient(batch)
-    if exact is not None:
-        return flatten(exact, names), None, "exact"
-    if cfg.probe.reference == "exact":
+    if exact is None and cfg.probe.reference == "exact":
         raise ConfigError(f"probe.reference=exact, but task {task.label()!r} has no exact gradient here; valid: auto, estimated")
-    draws = draw_estimates(task, reference, batch, cfg.probe.reference_samples, cfg.probe.chunk, cfg.probe.vectorize, "reference")
-    x = draws.estimates.astype(np.float64)
-    return x.mean(0), x.std(0, ddof=1) / math.sqrt(x.shape[0]), "estimated"
+    return exact
+
+
+def reference_gradient(task: Task, batch: Any, cfg: DictConfig, reference: Estimator, plan: ProbePlan, step: int,
+                       output_dir: Path) -> Reference:  # fmt: skip
+    """The exact gradient where the task has it (unless probe.reference=estimated); otherwise
+    probe.reference_samples draws of ``reference`` (probe.reference_estimator, unbiased),
+    streamed into moments whose full noise enters the bias test."""
+    exact = reference_kind(task, batch, cfg)
+    if exact is not None:
+        return Reference(flatten(exact, list(task.estimand())), None, "exact")
+    acc = Moments(keep_bank=plan.bank_rows, block=plan.chunk)
+    with saving(cfg, output_dir, step, "reference", (cfg.probe.reference_samples, plan.dims), acc.update) as consume:
+        stream_estimates(task, reference, batch, cfg.probe.reference_samples, finite(consume, "the reference estimator", step),
+                         plan.chunk, cfg.probe.vectorize, "reference")  # fmt: skip
+    return Reference(acc.summary(), acc.bank, "estimated")
+
+
+@contextmanager
+def saving(cfg: DictConfig, output_dir: Path, step: int, label: str, shape: tuple[int, int],
+           consume: Callable[[torch.Tensor], None]) -> Iterator[Callable[[torch.Tensor], None]]:  # fmt: skip
+    """``consume``, which with probe.save_draws=true also streams the rows to their .npy."""
+    if not cfg.probe.save_draws:
+        yield consume
+        return
+    with DrawFile(output_dir, step, label, shape) as saved:
+
+        def both(rows: torch.Tensor) -> None:
+            consume(rows)
+            saved.write(rows)
+
+        yield both
+
+
+def finite(consume: Callable[[torch.Tensor], None], what: str, step: int) -> Callable[[torch.Tensor], None]:
+    """``consume`` that first refuses a chunk with a NaN or inf (Diverged)."""
+
+    def checked(rows: torch.Tensor) -> None:
+        if not torch.isfinite(rows).all():
+            raise Diverged(step, f"a probe estimate of {what}")
+        consume(rows)
+
+    return checked
 
 
 @dataclass(frozen=True)
@@ -109,27 +160,29 @@ def learned_columns(estimator: Estimator) -> dict[str, float | None]:
     return {k: values.get(k) for k in LEARNED_COLUMNS}
 
 
-def probe(step: int, task: Task, probed: list[Probed], batch: Any, cfg: DictConfig, reference: Estimator) -> list[dict[str, Any]]:
+def probe(step: int, task: Task, probed: list[Probed], batch: Any, cfg: DictConfig, reference: Estimator,
+          plan: ProbePlan, output_dir: Path) -> list[dict[str, Any]]:  # fmt: skip
     """stats.csv rows, one per probed estimator: probe.samples estimates of each, on the same
-    batch and parameters, compared with one reference."""
-    target, target_se, kind = reference_gradient(task, batch, cfg, reference)
+    batch and parameters, streamed into moments and compared with one reference."""
+    ref = reference_gradient(task, batch, cfg, reference, plan, step, output_dir)
     rows = []
     for item in probed:
-        draws = draw_estimates(
-            task, item.estimator, batch, cfg.probe.samples, cfg.probe.chunk, cfg.probe.vectorize, f"probe step {step}"
-        )
-        if not np.isfinite(draws.estimates).all():
-            raise Diverged(step, f"a probe estimate of {item.label}")
-        stats = gradient_statistics(draws.estimates, target, target_se, draws.evaluations, draws.seconds_per_estimate)
+        acc = Moments(reference=ref.mean, bank=ref.bank, block=plan.chunk)
+        with saving(cfg, output_dir, step, item.label, (cfg.probe.samples, plan.dims), acc.update) as consume:
+            cost = stream_estimates(task, item.estimator, batch, cfg.probe.samples, finite(consume, item.label, step),
+                                    plan.chunk, cfg.probe.vectorize, f"probe step {step}")  # fmt: skip
+        stats = summary_statistics(acc.summary(), ref.target, cost.evaluations, cost.seconds_per_estimate)
         rows.append({
             "step": step, "estimator": item.label, "knobs": item.knobs, "task": task.label(), "family": task.family,
             "temperature": item.estimator.temperature, **learned_columns(item.estimator), "samples": cfg.probe.samples,
-            **stats, "warmup_seconds": draws.warmup_seconds, "reference": kind,
+            **stats, "warmup_seconds": cost.warmup_seconds, "reference": ref.kind,
+            "reference_samples": cfg.probe.reference_samples if ref.kind == "estimated" else None,
         })  # fmt: skip
         log.info(
-            "probe step %d, %s: bias_norm %.4g [%.4g, %.4g], variance %.4g [%.4g, %.4g], mse %.4g",
+            "probe step %d, %s: bias_norm %.4g [%.4g, %.4g], variance %.4g [%.4g, %.4g], mse %.4g%s",
             step, item.label, stats["bias_norm"], stats["bias_norm_lo"], stats["bias_norm_hi"],
             stats["variance"], stats["variance_lo"], stats["variance_hi"], stats["mse"],
+            f" (warning: {stats['warning']})" if stats["warning"] else "",
         )  # fmt: skip
     return rows
 
@@ -229,6 +282,8 @@ def run(cfg: DictConfig, output_dir: Path, logger: Logger | None = None, overrid
     optimizers, control = task.optimizers(), control_optimizer(estimator)
     identity = {"config_id": config_id(cfg), "overrides": readable_overrides(overrides)}
     recorder, batch = Recorder(output_dir, logger or Logger(), identity), task.probe_batch()
+    plan = plan_probe(task, cfg, device, estimated=reference_kind(task, batch, cfg) is None)  # before any work
+    log.info(plan.describe())
     probes, start = set(probe_steps(cfg.steps, cfg.probe.every)), time.perf_counter()
     scheduled = [p.estimator for p in probed if p.estimator.temperature is not None and not p.estimator.learns_temperature]
     window: list[float] = []
@@ -241,7 +296,7 @@ def run(cfg: DictConfig, output_dir: Path, logger: Logger | None = None, overrid
                     module.set_temperature(schedule(step))
             if step in probes:
                 probe_start = time.perf_counter()
-                for row in probe(step, task, probed, batch, cfg, reference):
+                for row in probe(step, task, probed, batch, cfg, reference, plan, output_dir):
                     recorder.add_stats(row | {"seed": cfg.seed, "device": str(device)})
                 probe_seconds += time.perf_counter() - probe_start
             if step % cfg.log_every == 0 or step == cfg.steps:

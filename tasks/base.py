@@ -36,6 +36,9 @@ class Task(Named, ABC):
     # the most probe draws one vmapped chunk may hold on this task (the probe takes the smaller
     # of this and probe.chunk): tasks with large activations per draw lower it to bound memory
     probe_chunk: int = 2**30
+    # bytes one probe draw holds besides its estimate (activations, their gradients): the probe's
+    # memory plan (discograd/plan.py) sizes its chunk with it
+    draw_bytes: int = 0
 
     def estimand(self) -> dict[str, nn.Parameter]:
         """The parameters whose gradient is studied; by default all of them."""

@@ -141,6 +141,14 @@ class VAE(Task):
         floats = 2**21 if self.device.type == "cpu" else 2**24
         return max(1, floats // (self.batch_size * widest))
 
+    @property
+    def draw_bytes(self) -> int:
+        """Bytes one probe draw holds besides its estimate: every layer's activations over the
+        batch, kept for the backward pass, and their gradients (about 4 copies; docs/scale.md
+        compares the plan with the measured peak)."""
+        widths = sum(m.out_features for m in self.parameters.modules() if isinstance(m, nn.Linear))
+        return 4 * self.batch_size * widths * torch.finfo(self.dtype).bits // 8
+
     # ---- the model ---------------------------------------------------------------------------
 
     def logits(self, batch: Tensor) -> Tensor:

@@ -33,11 +33,11 @@ from analysis.tables import format_results
 def stats_row(**values) -> dict:
     row = {"step": 0, "config_id": "c0", "overrides": "", "estimator": "st", "knobs": "",
            "task": "toy_quadratic", "family": "bernoulli", "temperature": None,
-           "learned_temperature": None, "eta": None, "samples": 100, "bias_norm": 0.1,
+           "learned_temperature": None, "eta": None, "samples": 100, "bias_sq": 0.01, "bias_norm": 0.1, "bias_p": 0.01,
            "bias_norm_lo": 0.05, "bias_norm_hi": 0.15, "relative_bias": 0.2, "variance": 1.0,
            "variance_lo": 0.9, "variance_hi": 1.1, "mse": 1.01, "snr": 0.5, "cosine": 0.9,
            "evaluations": 1, "seconds_per_estimate": 1e-6, "warmup_seconds": 0.01,
-           "work_normalized_variance": 1.0, "reference": "exact", "seed": 0,
+           "work_normalized_variance": 1.0, "reference": "exact", "reference_samples": None, "warning": "", "seed": 0,
            "device": "cpu"}  # fmt: skip
     return STATS.row(row | values)
 

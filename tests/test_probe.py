@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.statistics import variance_statistics
-from discograd.probe import draw_estimates
+from hydra import compose, initialize_config_dir
+
+from analysis.schema import STATS, read_csv
+from analysis.statistics import gradient_statistics, variance_statistics
+from discograd.config import CONF_DIR, build_task
+from discograd.draw_file import draw_path
+from discograd.probe import draw_estimates, flatten
+from discograd.run import run
 from estimators import ESTIMATORS
 from estimators.registry import create
 from helpers import draw, exact, z_crit
@@ -108,3 +114,26 @@ def test_the_first_part_is_timed_apart(vectorize):
     draws = draw_estimates(task, ESTIMATORS["st"](), None, 50, chunk=16, vectorize=vectorize)
     assert draws.warmup_seconds > 0 and draws.seconds_per_estimate > 0
     assert np.isfinite(draws.estimates).all() and (np.abs(draws.estimates).sum(1) > 0).all()
+
+
+@pytest.mark.parametrize("reference", ["exact", "estimated"])
+def test_streaming_probe_equals_gradient_statistics_on_its_draws(reference, tmp_path):
+    """The run's streaming probe (draws never held) and analysis.gradient_statistics on the
+    same draws, saved by probe.save_draws, give the same numbers (to float64 rounding)."""
+    overrides = ["task=mrf", "steps=0", "probe.samples=700", "probe.chunk=128", f"probe.reference={reference}",
+                 "probe.reference_samples=900", "probe.save_draws=true"]  # fmt: skip
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    run(cfg, tmp_path)
+    row = read_csv(STATS, tmp_path / "stats.csv").iloc[0]
+    x = np.load(draw_path(tmp_path, 0, row["estimator"]))
+    assert x.shape[0] == 700
+    if reference == "exact":
+        task = build_task(cfg)
+        s = gradient_statistics(x, flatten(task.exact_gradient(task.probe_batch()), list(task.estimand())), chunk=128)
+    else:
+        y = np.load(draw_path(tmp_path, 0, "reference"))
+        assert y.shape[0] == 900
+        s = gradient_statistics(x, reference_draws=y, chunk=128)
+    for key in ("bias_sq", "bias_norm_lo", "bias_norm_hi", "bias_p", "variance", "variance_lo", "variance_hi", "snr", "cosine"):
+        assert s[key] == pytest.approx(row[key], rel=1e-9, abs=1e-12), key

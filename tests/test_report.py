@@ -34,7 +34,8 @@ def stats_row(**values) -> dict:
     row = {c: 1.0 for c in STATS.names}
     row |= {"step": 0, "config_id": "c0", "overrides": "", "estimator": "st", "knobs": "", "task": "toy_quadratic",
             "family": "bernoulli", "temperature": np.nan, "learned_temperature": np.nan, "eta": np.nan,
-            "samples": 100, "reference": "exact", "seed": 0, "device": "cpu", "evaluations": 1}  # fmt: skip
+            "samples": 100, "reference": "exact", "reference_samples": None, "warning": "", "seed": 0, "device": "cpu",
+            "evaluations": 1}  # fmt: skip
     return STATS.row(row | values)
 
 
