@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 DISTINCT_CAP = 64  # distinct draws counted up to this many (enough to tell "few")
-GRAM_FLOPS = 2**28  # bound on one chunk's Gram products: gram_rows = sqrt(GRAM_FLOPS / P)
+GRAM_FLOPS = 2**24  # bound on one chunk's Gram products: gram_rows = sqrt(GRAM_FLOPS / P) (289 rows at P = 200)
 
 
 def gram_rows(dims: int) -> int:
@@ -70,7 +70,6 @@ class Summary:
     cross_pairs: int
     norm_sq_dev: float  # sum over chunks of sum_i (q_i - mean q)^2, q_i = ||x_i - chunk mean||^2
     norm_sq_dof: int  # sum over chunks of (n_c - 1)
-    centering: float  # sum over chunks of (n_c - 1) / n_c
     cosine: float  # mean over draws of cos(x_i, reference); nan without one
     distinct: int  # distinct draws, counted up to DISTINCT_CAP
     epsilon: float  # machine epsilon of the draws' dtype
@@ -127,7 +126,7 @@ class Moments:
         self.count, self.mean, self.sq_dev = 0, None, None
         self.differences, self.diff_sq, self.diff_sq2, self.gram, self.gram_pairs = 0, 0.0, 0.0, 0.0, 0
         self.cross, self.cross_pairs, self.cosine_sum = 0.0, 0, 0.0
-        self.norm_sq_dev, self.norm_sq_dof, self.centering = 0.0, 0, 0.0
+        self.norm_sq_dev, self.norm_sq_dof = 0.0, 0
         self.keys: set[tuple[float, float]] = set()
         self.bank: Any = None
         self._r = self._bank = None
@@ -159,43 +158,49 @@ class Moments:
     def _add(self, x: Any) -> None:
         n = x.shape[0]
         mean = x.mean(0)
-        sq_dev = ((x - mean) ** 2).sum(0)
+        dev = x - mean
+        dev *= dev  # squared deviations from the block mean, in place
+        sq_dev = dev.sum(0)
         if self.mean is None:
             self.mean, self.sq_dev = mean, sq_dev
         else:  # Chan, Golub and LeVeque's pairwise update
             total, delta = self.count + n, mean - self.mean
             self.mean = self.mean + delta * (n / total)
-            self.sq_dev = self.sq_dev + sq_dev + delta**2 * (self.count * n / total)
+            self.sq_dev = self.sq_dev + sq_dev + delta * delta * (self.count * n / total)
         self.count += n
-        if n >= 2:  # ||x_i - chunk mean||^2, spread about their own mean: no cancellation of large terms
-            q = ((x - mean) ** 2).sum(1)
-            self.norm_sq_dev += float(((q - q.mean()) ** 2).sum())
+        if n >= 2:  # q_i = ||x_i - block mean||^2, spread about their own mean: no cancellation of large terms
+            q = dev.sum(1)
+            q = q - q.mean()
+            self.norm_sq_dev += float((q * q).sum())
             self.norm_sq_dof += n - 1
-            self.centering += (n - 1) / n
+        del dev
         self._differences(x[0 : n - n % 2 : 2] - x[1 : n - n % 2 : 2])
+        if self._r is not None or len(self.keys) < DISTINCT_CAP:
+            norms_sq = (x * x).sum(1)
         if self._r is not None:
-            norms = (x**2).sum(1) ** 0.5 * float((self._r**2).sum() ** 0.5)
+            norms = norms_sq**0.5 * float((self._r * self._r).sum() ** 0.5)
             keep = norms > 0  # a zero draw (or reference) counts 0
             self.cosine_sum += float(((x[keep] @ self._r) / norms[keep]).sum())
         if len(self.keys) < DISTINCT_CAP:
-            rows = np.stack([_numpy(x.sum(1)), _numpy((x**2).sum(1))], 1)
-            self.keys.update(map(tuple, rows[: DISTINCT_CAP * 4].tolist()))
+            rows = np.stack([_numpy(x[: DISTINCT_CAP * 4].sum(1)), _numpy(norms_sq[: DISTINCT_CAP * 4])], 1)
+            self.keys.update(map(tuple, rows.tolist()))
 
     def _differences(self, d: Any) -> None:
         k = d.shape[0]
         if k == 0:
             return
-        sq = (d**2).sum(1)
+        sq = (d * d).sum(1)
         self.differences += k
         self.diff_sq += float(sq.sum())
-        self.diff_sq2 += float((sq**2).sum())
+        self.diff_sq2 += float((sq * sq).sum())
         rows = d[: gram_rows(d.shape[1])]
         if rows.shape[0] >= 2:
             g = rows @ rows.T
-            self.gram += float((g**2).sum() - (sq[: rows.shape[0]] ** 2).sum())
+            self.gram += float((g * g).sum() - (sq[: rows.shape[0]] ** 2).sum())
             self.gram_pairs += rows.shape[0] * (rows.shape[0] - 1)
         if self._bank is not None:
-            self.cross += float(((rows @ self._bank.T) ** 2).sum())
+            cross = rows @ self._bank.T
+            self.cross += float((cross * cross).sum())
             self.cross_pairs += rows.shape[0] * self._bank.shape[0]
         if self.keep_bank and (self.bank is None or self.bank.shape[0] < self.keep_bank):
             take = rows[: self.keep_bank - (0 if self.bank is None else self.bank.shape[0])]
@@ -207,7 +212,7 @@ class Moments:
             raise ValueError(f"statistics need at least 2 draws, got {self.count}")
         return Summary(
             self.count, _numpy(self.mean), _numpy(self.sq_dev), self.differences, self.diff_sq, self.diff_sq2,
-            self.gram, self.gram_pairs, self.cross, self.cross_pairs, self.norm_sq_dev, self.norm_sq_dof, self.centering,
+            self.gram, self.gram_pairs, self.cross, self.cross_pairs, self.norm_sq_dev, self.norm_sq_dof,
             self.cosine_sum / self.count if self.reference is not None else float("nan"),
             min(len(self.keys), DISTINCT_CAP), self.epsilon,
         )  # fmt: skip

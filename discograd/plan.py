@@ -5,7 +5,9 @@ A probe holds, whatever N (analysis/moments.py): per accumulator a few float64 v
 reference's differences; per chunk, the chunk of estimates in the task's dtype, its float64
 working copies and the task's activations per draw (``Task.draw_bytes``). The chunk is the
 largest that keeps the peak within probe.max_memory (default: half the memory free on the
-device when the run starts), at most probe.chunk and the task's own ``probe_chunk``.
+device when the run starts), at most probe.chunk, the task's own ``probe_chunk`` and
+WORKING_SET coordinates (but MIN_CHUNK draws at least: fewer would starve the within-chunk
+statistics; a probe that cannot hold them is refused).
 docs/scale.md (benchmarks/probe_memory.py) compares this estimate with the measured peak.
 """
 from __future__ import annotations
@@ -25,6 +27,8 @@ FLOAT64 = 8
 VECTORS = 4  # float64 vectors of P per accumulator: mean, squared deviations, the reference, a temporary
 WORK_COPIES = 6  # float64 copies of a chunk alive at once in Moments.update: x, x - mean, its square, differences, two products
 GIB = 2**30
+MIN_CHUNK = 16  # the fewest draws per chunk: the within-chunk statistics (differences, centering) need a few
+WORKING_SET = 2**24  # coordinates per chunk beyond which a larger chunk only costs memory (the probe is bandwidth-bound)
 
 
 @dataclass(frozen=True)
@@ -75,12 +79,13 @@ def plan_probe(task: Task, cfg: DictConfig, device: torch.device, estimated: boo
     bank = gram_rows(p) if estimated else 0
     fixed, per_draw = fixed_bytes(p, estimated, bank), per_draw_bytes(p, itemsize, task.draw_bytes)
     fits = (limit - fixed) // per_draw
-    chunk = int(min(cfg.probe.chunk, task.probe_chunk, cfg.probe.samples, max(fits, 0)))
-    if chunk < 2:
-        need = (fixed + 2 * per_draw) / GIB
+    fewest = min(MIN_CHUNK, cfg.probe.samples)
+    chunk = int(min(cfg.probe.chunk, task.probe_chunk, cfg.probe.samples, max(fewest, WORKING_SET // p), max(fits, 0)))
+    if chunk < fewest:
+        need = (fixed + fewest * per_draw) / GIB
         raise ConfigError(
             f"a probe of P={p} coordinates needs at least {need:.3g} GiB ({fixed / GIB:.3g} GiB of accumulators "
-            f"+ {per_draw / GIB:.3g} GiB per draw, 2 draws per chunk at least) but {limit / GIB:.3g} GiB is allowed; "
+            f"+ {per_draw / GIB:.3g} GiB per draw, {fewest} draws per chunk at least) but {limit / GIB:.3g} GiB is allowed; "
             f"change probe.max_memory (GiB), device, probe.reference=exact where the task has one, or the task's size"
         )
     return ProbePlan(p, chunk, bank, fixed + chunk * per_draw, limit)

@@ -19,6 +19,8 @@ constructs every job's task before the first job starts, to reject bad knobs up 
 """
 from __future__ import annotations
 
+import math
+
 from abc import ABC, abstractmethod
 from functools import partial
 from typing import Any, Callable, Iterable, Sequence
@@ -36,9 +38,13 @@ class Task(Named, ABC):
     # the most probe draws one vmapped chunk may hold on this task (the probe takes the smaller
     # of this and probe.chunk): tasks with large activations per draw lower it to bound memory
     probe_chunk: int = 2**30
-    # bytes one probe draw holds besides its estimate (activations, their gradients): the probe's
-    # memory plan (discograd/plan.py) sizes its chunk with it
-    draw_bytes: int = 0
+
+    @property
+    def draw_bytes(self) -> int:
+        """Bytes one probe draw holds besides its estimate, for the probe's memory plan
+        (discograd/plan.py): by default 8 latent-sized float32 temporaries (the sample, its
+        log-probability terms, f's terms and their gradients); tasks with a network override it."""
+        return 8 * math.prod(self.latent_shape) * 4
 
     def estimand(self) -> dict[str, nn.Parameter]:
         """The parameters whose gradient is studied; by default all of them."""
