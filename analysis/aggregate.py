@@ -7,7 +7,9 @@ temperature it does not read): counted once. temperature and the learned values 
 averaged like the metrics (a learned temperature differs by seed).
 
 bias_sq, the signed unbiased estimate of ||b||^2, is averaged like the others: its mean over
-seeds is unbiased, where bias_norm's (clipped at 0) is not. ``warning`` lists the seeds
+seeds is unbiased, where a mean of bias_norm (clipped at 0) is not; so with several seeds
+bias_norm and its CI are the square roots of bias_sq's mean and t-interval ends (clipped
+at 0), widened as below. ``warning`` lists the seeds
 whose probe flagged its own intervals (analysis.statistics.warning).
 
 For each metric the row holds the mean over seeds and a 95% CI: with several seeds, the
@@ -74,6 +76,9 @@ def summarize(stats: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
         row["warning"] = seed_warnings(group)
         for metric in METRICS:
             mean, lo, hi = _interval(group[metric], level)
+            if metric == "bias_norm" and len(group) > 1:  # from the unbiased bias_sq: a mean of clipped norms is biased up
+                sq, sq_lo, sq_hi = _interval(group["bias_sq"], level)
+                mean, lo, hi = (float(np.sqrt(max(v, 0.0))) for v in (sq, sq_lo, sq_hi))
             if metric in OWN_CI:
                 own_lo, own_hi = float(group[f"{metric}_lo"].mean()), float(group[f"{metric}_hi"].mean())
                 lo, hi = (own_lo, own_hi) if len(group) == 1 else (min(lo, own_lo), max(hi, own_hi))

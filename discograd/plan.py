@@ -27,7 +27,7 @@ FLOAT64 = 8
 VECTORS = 4  # float64 vectors of P per accumulator: mean, squared deviations, the reference, a temporary
 WORK_COPIES = 6  # float64 copies of a chunk alive at once in Moments.update: x, x - mean, its square, differences, two products
 GIB = 2**30
-MIN_CHUNK = 16  # the fewest draws per chunk: the within-chunk statistics (differences, centering) need a few
+MIN_CHUNK = 8  # the fewest draws per chunk: the within-chunk statistics (differences, centering) need a few
 WORKING_SET = 2**24  # coordinates per chunk beyond which a larger chunk only costs memory (the probe is bandwidth-bound)
 
 

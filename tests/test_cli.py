@@ -311,6 +311,10 @@ BAD = {
         ["task=mrf", "task.height=12", "task.width=12"], ["2^20", "2^10", "H=12, W=12, K=2", "exact_log_z=false"], True
     ),
     "mrf-bad-task-value-in-a-sweep": (["-m", "task=mrf", "task.height=3,0"], ["height", "got 0"], True),
+    "probe-max-memory-negative": (["probe.max_memory=-1"], ["probe.max_memory", "got -1"], True),
+    "probe-save-draws-not-bool": (["probe.save_draws=maybe"], ["probe.save_draws", "'maybe'"], True),
+    # the memory plan needs P, known once the job has built its task (before any draw or step)
+    "probe-does-not-fit": (["task.dims=1000000", "probe.max_memory=0.01"], ["P=1000000", "GiB", "probe.max_memory"], False),
     # device availability is checked by the job itself (a sweep over cpu,cuda finishes the cpu job)
     "cuda-unavailable": (["device=cuda"], ["cuda"], False),
 }

@@ -64,6 +64,22 @@ def test_seeds_aggregate_to_a_t_interval(tmp_path):
     assert summary["variance_hi"].item() == pytest.approx(np.mean(variances) + half)
 
 
+def test_bias_norm_over_seeds_comes_from_the_unbiased_bias_sq(tmp_path):
+    """Three seeds of an unbiased estimator: bias_sq -0.04, -0.04, 0.02 (norms 0, 0, 0.141).
+    The mean of the clipped norms (0.047) is biased up; the pooled norm is sqrt(max(mean bias_sq, 0)) = 0,
+    and the warnings of the seeds are listed."""
+    for seed, b2 in enumerate([-0.04, -0.04, 0.02]):
+        row = stats_row(seed=seed, bias_sq=b2, bias_norm=np.sqrt(max(b2, 0)), bias_norm_lo=0.0, bias_norm_hi=0.3,
+                        warning="two distinct draws: x" if seed == 2 else "")  # fmt: skip
+        write_run(tmp_path / f"s{seed}", [row])
+    summary = summarize(collect(tmp_path).stats)
+    assert summary["bias_sq"].item() == pytest.approx(-0.02)
+    assert summary["bias_norm"].item() == 0.0 and summary["bias_norm_lo"].item() == 0.0
+    half = scipy_stats.t.ppf(0.975, 2) * np.std([-0.04, -0.04, 0.02], ddof=1) / np.sqrt(3)
+    assert summary["bias_norm_hi"].item() == pytest.approx(max(np.sqrt(-0.02 + half), 0.3))
+    assert summary["warning"].item() == "1 of 3 seeds: two distinct draws: x"
+
+
 def test_one_seed_keeps_the_probes_own_interval_and_duplicates_count_once(tmp_path):
     # reinforce ignores temperature: two jobs at two temperatures wrote the same measurement
     row = stats_row(estimator="reinforce", variance=2.0, variance_lo=1.5, variance_hi=2.5)
