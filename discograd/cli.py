@@ -44,6 +44,9 @@ def app(cfg: DictConfig) -> None:
     if summary["status"] == "failed":
         print(f"discograd: run failed: {summary['error']}", file=sys.stderr)
         sys.exit(1)
+    if summary["status"] == "diverged":
+        print(f"discograd: run diverged: {summary['error']}", file=sys.stderr)
+        sys.exit(3)
 
 
 def _interrupted(signum: int, frame: object) -> None:
@@ -51,7 +54,21 @@ def _interrupted(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def version() -> str:
+    """discograd's version (its installed distribution's), then Hydra's."""
+    from importlib.metadata import PackageNotFoundError, version as installed
+
+    try:
+        ours = installed("discograd")
+    except PackageNotFoundError:
+        ours = "unknown (not installed)"
+    return f"discograd {ours} (Hydra {hydra.__version__}, torch {__import__('torch').__version__})"
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--version"]:
+        print(version())
+        sys.exit(0)
     if sys.argv[1:2] == ["check"]:  # the conformance kit, not a run (discograd/conformance.py)
         sys.exit(conformance.main(sys.argv[2:]))
     signal.signal(signal.SIGTERM, _interrupted)

@@ -46,8 +46,21 @@ def _count(cfg: DictConfig, key: str, minimum: int) -> None:
         raise ConfigError(f"{key} must be an integer >= {minimum}, got {value!r}")
 
 
+def non_finite(node: Any, path: str = "") -> list[str]:
+    """The keys (dotted) of ``node`` whose value is a float NaN or +-inf."""
+    if isinstance(node, dict):
+        return [k for key, value in node.items() for k in non_finite(value, f"{path}{key}.")]
+    if isinstance(node, list):
+        return [k for i, value in enumerate(node) for k in non_finite(value, f"{path}{i}.")]
+    return [path[:-1]] if isinstance(node, float) and not math.isfinite(node) else []
+
+
 def check_knobs(cfg: DictConfig) -> None:
-    """The top-level knobs every run has (conf/config.yaml)."""
+    """The top-level knobs every run has (conf/config.yaml); no knob anywhere may be NaN or inf."""
+    values = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k] for k in cfg if k != "hydra"}
+    bad = non_finite(values)
+    if bad:
+        raise ConfigError(f"{', '.join(bad)} must be a finite number, got {OmegaConf.select(cfg, bad[0])}")
     if cfg.temperature is not None:
         try:
             check_temperature(cfg.temperature)

@@ -311,6 +311,8 @@ BAD = {
         ["task=mrf", "task.height=12", "task.width=12"], ["2^20", "2^10", "H=12, W=12, K=2", "exact_log_z=false"], True
     ),
     "mrf-bad-task-value-in-a-sweep": (["-m", "task=mrf", "task.height=3,0"], ["height", "got 0"], True),
+    "knob-nan": (["task.init_logit=nan"], ["task.init_logit", "finite", "nan"], True),
+    "knob-inf-in-a-sweep": (["-m", "task=mrf", "task.field_scale=1,inf"], ["task.field_scale", "finite", "inf"], True),
     "probe-max-memory-negative": (["probe.max_memory=-1"], ["probe.max_memory", "got -1"], True),
     "probe-save-draws-not-bool": (["probe.save_draws=maybe"], ["probe.save_draws", "'maybe'"], True),
     # the memory plan needs P, known once the job has built its task (before any draw or step)
@@ -416,11 +418,11 @@ def test_sweep_goes_on_after_a_failing_job(tmp_path):
 
 
 def test_nan_objective_is_recorded_as_diverged(tmp_path):
-    """The bernoulli toy does not range-check its target, so target=nan makes f NaN. A diverged
-    single run is a result, not a usage error: cli.py exits 0 for it."""
+    """target=1e30 makes f = (z - t)^2 overflow float32 to inf (NaN knobs are refused before
+    work). A diverged single run is recorded, and exits 3: not ok, not a usage error."""
     run_dir = tmp_path / "run"
-    result = discograd(["task.target=nan", "steps=5", "probe.samples=50", f"hydra.run.dir={run_dir}"], tmp_path)
-    assert result.rc == 0, str(result)
+    result = discograd(["task.target=1e30", "steps=5", "probe.samples=50", f"hydra.run.dir={run_dir}"], tmp_path)
+    assert result.rc == 3, str(result)
     assert "Traceback" not in result.output, str(result)
     summary = read_summary(run_dir)
     assert summary["status"] == "diverged", summary
@@ -440,3 +442,9 @@ def test_hydra_flags_pass_through_preflight(tmp_path):
     assert config.estimator._target_ == "estimators.gumbel_softmax.GumbelSoftmax"
     assert config.temperature == 0.3
     assert list(tmp_path.rglob("summary.json")) == []  # printed, not run
+
+
+def test_version_names_discograd(tmp_path):
+    result = discograd(["--version"], tmp_path)
+    assert result.rc == 0 and result.output.startswith("discograd "), str(result)
+    assert "Hydra" in result.output
