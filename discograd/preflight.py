@@ -9,6 +9,7 @@ failed and finishes the others.
 """
 from __future__ import annotations
 
+import difflib
 
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -61,10 +62,29 @@ def job_overrides(args: list[str]) -> list[list[str]] | None:
     return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
 
 
+FIXED_GROUPS = ("probe",)  # nodes whose set of knobs is fixed (conf/config.yaml); tasks and estimators check theirs on construction
+
+
+def unknown_keys(cfg: DictConfig, base: DictConfig) -> None:
+    """A ConfigError naming a key of ``cfg`` that the root config does not have (``+stpes=10``,
+    which Hydra itself suggests after a typo, would otherwise run the default silently), with
+    the nearest valid key."""
+    for prefix, node, known in [("", cfg, base), *((f"{g}.", cfg[g], base[g]) for g in FIXED_GROUPS if g in cfg)]:
+        valid = [k for k in known if k != "hydra"]
+        for key in node:
+            if key != "hydra" and key not in known:
+                near = difflib.get_close_matches(str(key), valid, n=1)
+                hint = f"did you mean {prefix}{near[0]}? " if near else ""
+                raise ConfigError(f"unknown key {prefix}{key}; {hint}valid: {', '.join(prefix + v for v in valid)}")
+
+
 def preflight(args: list[str]) -> int:
     """Validate every job of the command line; returns how many were checked."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         jobs = job_overrides(args)
+        base = _compose([]) if jobs else None
         for overrides in jobs or []:
-            validate(_compose(overrides, hydra_config=True))  # with hydra.searchpath, for probe.estimators names
+            cfg = _compose(overrides, hydra_config=True)  # with hydra.searchpath, for probe.estimators names
+            unknown_keys(cfg, base)
+            validate(cfg)
     return len(jobs or [])

@@ -311,6 +311,9 @@ BAD = {
         ["task=mrf", "task.height=12", "task.width=12"], ["2^20", "2^10", "H=12, W=12, K=2", "exact_log_z=false"], True
     ),
     "mrf-bad-task-value-in-a-sweep": (["-m", "task=mrf", "task.height=3,0"], ["height", "got 0"], True),
+    "typo-added-top-level-key": (["+stpes=10"], ["unknown key stpes", "did you mean steps?"], True),
+    "typo-added-group": (["+estimatr=st"], ["unknown key estimatr", "did you mean estimator?"], True),
+    "typo-added-probe-knob": (["+probe.sampels=10"], ["unknown key probe.sampels", "did you mean probe.samples?"], True),
     "knob-nan": (["task.init_logit=nan"], ["task.init_logit", "finite", "nan"], True),
     "knob-inf-in-a-sweep": (["-m", "task=mrf", "task.field_scale=1,inf"], ["task.field_scale", "finite", "inf"], True),
     "probe-max-memory-negative": (["probe.max_memory=-1"], ["probe.max_memory", "got -1"], True),
