@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from analysis.collect import run_dirs
 from analysis.report import failed_runs, write_report
 from analysis.schema import SchemaError
 
@@ -19,6 +20,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="where to write (default: FIRST_DIR/report)")
     parser.add_argument("--wandb", action="store_true", help="also log the figures and summary table as one W&B run of the sweep's group")
     args = parser.parse_args(argv)
+    for folder in args.dirs:  # one line and exit 2 before any work, like discograd's bad input
+        if not folder.is_dir():
+            print(f"discograd-report: error: no such run or sweep directory: {folder}", file=sys.stderr)
+            sys.exit(2)
+        if not run_dirs(folder):
+            print(f"discograd-report: error: no runs found under {folder} (no summary.json in it or below)", file=sys.stderr)
+            sys.exit(2)
     try:
         report, figures, summary, collection = write_report(args.dirs, args.out)
     except (FileNotFoundError, SchemaError) as error:

@@ -183,6 +183,10 @@ def test_report_command_and_its_errors(sweep, tmp_path):
     assert f"report: {out / 'report.html'}" in done.stdout
     missing = subprocess.run([sys.executable, "-m", "discograd.report", str(tmp_path / "nope")], capture_output=True, text=True)
     assert missing.returncode == 2 and missing.stderr.startswith("discograd-report: error: no such run or sweep directory")
+    (tmp_path / "empty").mkdir()
+    empty = subprocess.run([sys.executable, "-m", "discograd.report", str(tmp_path / "empty")], capture_output=True, text=True)
+    assert empty.returncode == 2 and empty.stderr.strip() == f"discograd-report: error: no runs found under {tmp_path / 'empty'} (no summary.json in it or below)"
+    assert not (tmp_path / "empty" / "report").exists()
 
 
 def _chromium() -> str | None:
