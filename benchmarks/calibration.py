@@ -105,14 +105,12 @@ def run_cell(setting: Setting, name: str, knobs: dict, reference: str, n: int, r
     torch.manual_seed(seed)
     batch = max(1, min(reps, 200_000 // n))
     m = 4 * n
+    ref = create("reinforce", **REFERENCE) if reference == "estimated" else None
     done = 0
     while done < reps:
         k = min(batch, reps - done)
         x = draw_estimates(task, estimator, None, k * n, chunk=10000).estimates.reshape(k, n, -1)
-        y = None
-        if reference == "estimated":
-            ref = create("reinforce", **REFERENCE)
-            y = draw_estimates(task, ref, None, k * m, chunk=10000).estimates.reshape(k, m, -1)
+        y = None if ref is None else draw_estimates(task, ref, None, k * m, chunk=10000).estimates.reshape(k, m, -1)
         for r in range(k):
             s = gradient_statistics(x[r], exact if y is None else None, None if y is None else y[r], chunk=min(1000, n))
             if s["warning"]:

@@ -134,7 +134,7 @@ def test_signed_bias_sq_is_unbiased_where_bias_norm_is_not():
     """bias_sq averages to ||b||^2 = 0 over runs of an unbiased estimator (within 4 se);
     bias_norm, clipped at 0, averages well above it (why the column exists)."""
     rng = np.random.default_rng(7)
-    values = np.array([(s := bias_statistics(rng.standard_normal((100, 3)), np.zeros(3)))["bias_sq"] for _ in range(3000)])
+    values = np.array([bias_statistics(rng.standard_normal((100, 3)), np.zeros(3))["bias_sq"] for _ in range(3000)])
     assert abs(values.mean()) < 4 * values.std() / math.sqrt(values.size)
     norms = np.array([bias_statistics(rng.standard_normal((100, 3)), np.zeros(3))["bias_norm"] for _ in range(300)])
     assert (norms**2).mean() > 4 * values.std() / math.sqrt(values.size)
