@@ -8,9 +8,11 @@ Both paths draw from the same distribution (tests/test_probe.py checks it).
 """
 from __future__ import annotations
 
+import hashlib
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -96,6 +98,28 @@ def warmup_size(samples: int, chunk: int, vectorized: bool) -> int:
     """Draws of the untimed first part: one loop draw, or a first vmapped chunk of about a
     tenth of the draws (it pays torch.func's one-time tracing; at least 1, leaving >= 1)."""
     return 1 if not vectorized else max(1, min(chunk, samples // 10))
+
+
+def stream_seed(seed: int, step: int, label: str) -> int:
+    """The seed of the probe's draws of ``label`` at ``step`` of the run seeded ``seed``: a
+    stable 63-bit hash (hashlib, not hash(), which Python salts per process)."""
+    digest = hashlib.blake2b(f"{seed}/{step}/{label}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+@contextmanager
+def own_stream(seed: int, step: int, label: str, device: torch.device) -> Iterator[None]:
+    """Random draws inside come from their own stream, seeded by ``stream_seed``; the global
+    streams (cpu, and ``device``'s) are saved before and restored after (torch.random.fork_rng).
+
+    So what a run trains does not depend on what or how much it probes (probe.samples, the
+    basket, probe.every), one estimator's probe does not depend on which others are probed
+    beside it, and a probe is reproducible from (seed, step, label) alone."""
+    accelerator = [device] if device.type != "cpu" else []
+    kind = device.type if accelerator else "cuda"  # fork_rng's default kind; unused with no devices
+    with torch.random.fork_rng(devices=accelerator, device_type=kind):
+        torch.manual_seed(stream_seed(seed, step, label))
+        yield
 
 
 def dims(task: Task) -> int:

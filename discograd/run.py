@@ -41,7 +41,7 @@ from discograd.errors import ConfigError, Diverged
 from discograd.loggers import Logger, make_logger
 from discograd.draw_file import DrawFile
 from discograd.plan import ProbePlan, plan_probe
-from discograd.probe import flatten, stream_estimates
+from discograd.probe import flatten, own_stream, stream_estimates
 from estimators import Estimator
 from estimators.budget import Budgeted
 from primitives.io import write_csv, write_json
@@ -72,6 +72,11 @@ class Reference:
         return self.target.mean if isinstance(self.target, Summary) else self.target
 
 
+def task_device(task: Task) -> torch.device:
+    """The device of the task's estimand (where the probe draws)."""
+    return next(iter(task.estimand().values())).device
+
+
 def reference_kind(task: Task, batch: Any, cfg: DictConfig) -> dict[str, torch.Tensor] | None:
     """The task's exact gradient where the run uses it (probe.reference auto or exact), else None."""
     exact = None if cfg.probe.reference == "estimated" else task.exact_gradient(batch)
@@ -89,7 +94,8 @@ def reference_gradient(task: Task, batch: Any, cfg: DictConfig, reference: Estim
     if exact is not None:
         return Reference(flatten(exact, list(task.estimand())), None, "exact")
     acc = Moments(keep_bank=plan.bank_rows, block=plan.chunk)
-    with saving(cfg, output_dir, step, "reference", (cfg.probe.reference_samples, plan.dims), acc.update) as consume:
+    with own_stream(cfg.seed, step, "reference", task_device(task)), \
+            saving(cfg, output_dir, step, "reference", (cfg.probe.reference_samples, plan.dims), acc.update) as consume:
         stream_estimates(task, reference, batch, cfg.probe.reference_samples, finite(consume, "the reference estimator", step),
                          plan.chunk, cfg.probe.vectorize, "reference")  # fmt: skip
     return Reference(acc.summary(), acc.bank, "estimated")
@@ -168,7 +174,8 @@ def probe(step: int, task: Task, probed: list[Probed], batch: Any, cfg: DictConf
     rows = []
     for item in probed:
         acc = Moments(reference=ref.mean, bank=ref.bank, block=plan.chunk)
-        with saving(cfg, output_dir, step, item.label, (cfg.probe.samples, plan.dims), acc.update) as consume:
+        with own_stream(cfg.seed, step, item.label, task_device(task)), \
+                saving(cfg, output_dir, step, item.label, (cfg.probe.samples, plan.dims), acc.update) as consume:
             cost = stream_estimates(task, item.estimator, batch, cfg.probe.samples, finite(consume, item.label, step),
                                     plan.chunk, cfg.probe.vectorize, f"probe step {step}")  # fmt: skip
         stats = summary_statistics(acc.summary(), ref.target, cost.evaluations, cost.seconds_per_estimate)

@@ -108,6 +108,32 @@ def test_not_finite_leaves_the_gradients_as_they_are(fused, monkeypatch):
     assert all(torch.allclose(a, b, rtol=0, atol=0, equal_nan=True) for a, b in zip(tensors, before))
 
 
+def test_training_does_not_depend_on_what_is_probed(tmp_path):
+    # the probe draws from its own stream (discograd.probe.own_stream): a run that probes more,
+    # more often or more estimators trains exactly as one that probes little (bit-identical
+    # objectives), and one estimator's probe is the same whoever else is probed beside it
+    base = ["estimator=reinforce", "task.dims=3", "steps=30", "log_every=5"]
+    variants = {
+        "small": [*base, "probe.every=0", "probe.samples=50"],
+        "large": [*base, "probe.every=7", "probe.samples=400", "probe.estimators=[st,gumbel_softmax]"],
+    }
+    for name, overrides in variants.items():
+        run(config(*overrides), tmp_path / name)
+    train = {name: pd.read_csv(tmp_path / name / "train.csv") for name in variants}
+    assert train["small"]["objective"].equals(train["large"]["objective"])  # nan at step 0 in both
+    assert train["small"]["exact_objective"].tolist() == train["large"]["exact_objective"].tolist()
+    alone = run_probe_rows(tmp_path / "alone", "probe.estimators=[]")
+    beside = run_probe_rows(tmp_path / "beside", "probe.estimators=[st,gumbel_softmax]")
+    assert alone.loc["reinforce", "variance"] == beside.loc["reinforce", "variance"]
+    assert alone.loc["reinforce", "bias_sq"] == beside.loc["reinforce", "bias_sq"]
+
+
+def run_probe_rows(directory, *overrides: str) -> pd.DataFrame:
+    """stats.csv of a probe-only reinforce run, indexed by estimator."""
+    run(config("estimator=reinforce", "task.dims=3", "steps=0", *overrides), directory)
+    return pd.read_csv(directory / "stats.csv").set_index("estimator")
+
+
 def test_estimated_reference_agrees_with_the_exact_one(tmp_path):
     rows = []
     for mode in ("exact", "estimated"):
