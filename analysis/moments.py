@@ -13,6 +13,9 @@ device; the state stays on it, in float64) and keeps what analysis.statistics ne
   test's null and the variance CI need (a U-statistic: no Gaussian assumption, no [N, P]);
 - with ``bank`` (a reference's differences [K, P]): the pair sum (d_a . e_b)^2, whose mean is
   4 tr(Cov Cov_ref), the cross term of an estimated reference's noise;
+- with ``keep_bank``: the stream's own first K differences, kept ([K, P]; ``Summary.bank``),
+  for the largest noise variance in any direction (``Summary.top_variance``; E (d_a . v)^2 =
+  2 v' Cov v), which the bias CI needs;
 - with ``reference``: the sum over draws of cos(x_i, reference);
 - the number of distinct draws (up to DISTINCT_CAP) and the draws' float precision.
 
@@ -34,6 +37,12 @@ GRAM_FLOPS = 2**24  # bound on one chunk's Gram products: gram_rows = sqrt(GRAM_
 def gram_rows(dims: int) -> int:
     """Differences per chunk entering the pair sums: sqrt(GRAM_FLOPS / P), at least 8."""
     return max(8, int(math.sqrt(GRAM_FLOPS / max(dims, 1))))
+
+
+def direction_rows(dims: int) -> int:
+    """Differences a probe keeps for its largest noise direction (Summary.top_variance): gram_rows,
+    within [16, 64] (a mean of K squares has relative sd about sqrt(2 / K): 18-35%)."""
+    return min(64, max(16, gram_rows(dims)))
 
 
 def _float64(x: Any) -> Any:
@@ -73,6 +82,7 @@ class Summary:
     cosine: float  # mean over draws of cos(x_i, reference); nan without one
     distinct: int  # distinct draws, counted up to DISTINCT_CAP
     epsilon: float  # machine epsilon of the draws' dtype
+    bank: np.ndarray | None = None  # [K, P] the first K differences, with keep_bank
 
     @property
     def trace(self) -> float:
@@ -104,6 +114,26 @@ class Summary:
         """(sum ||d||^2)^2 / sum ||d||^4: how many differences carry the spread (1 when one draw
         dominates, the number of differences when all are alike)."""
         return self.diff_sq**2 / self.diff_sq2 if self.diff_sq2 > 0 else 0.0
+
+    def noise_along(self, v: np.ndarray) -> float:
+        """v' Cov v from the kept differences (nan without them): unbiased, the mean of (d_a . v)^2 / 2."""
+        if self.bank is None or not len(self.bank):
+            return float("nan")
+        return float(np.mean((self.bank @ v) ** 2) / 2)
+
+    def top_variance(self) -> float:
+        """The largest variance of the draws in any one direction, max_v v' Cov v, estimated
+        without the upward bias of a sample eigenvalue: the direction is the top right singular
+        vector of one half of the kept differences, the variance along it the mean of
+        (d_a . v)^2 / 2 over the other half, averaged over the two ways round (nan with fewer
+        than 4 kept). It is at most the true maximum on average, close to it where one
+        direction stands out."""
+        if self.bank is None or len(self.bank) < 4:
+            return float("nan")
+        half = len(self.bank) // 2
+        folds = self.bank[:half], self.bank[half : 2 * half]
+        along = [np.mean((held @ np.linalg.svd(fit, full_matrices=False)[2][0]) ** 2) / 2 for fit, held in (folds, folds[::-1])]
+        return float(np.mean(along))
 
     def bank_cross(self) -> float:
         """tr(Cov Cov_ref) from the pair sum against the reference bank (nan without)."""
@@ -214,7 +244,7 @@ class Moments:
             self.count, _numpy(self.mean), _numpy(self.sq_dev), self.differences, self.diff_sq, self.diff_sq2,
             self.gram, self.gram_pairs, self.cross, self.cross_pairs, self.norm_sq_dev, self.norm_sq_dof,
             self.cosine_sum / self.count if self.reference is not None else float("nan"),
-            min(len(self.keys), DISTINCT_CAP), self.epsilon,
+            min(len(self.keys), DISTINCT_CAP), self.epsilon, None if self.bank is None else _numpy(self.bank),
         )  # fmt: skip
 
 

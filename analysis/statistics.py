@@ -15,9 +15,12 @@ The bias is b = mu - g; the noise of xbar - r has covariance W = C/N (+ C_r/M).
   F(nu, nu_d), with nu = tr(W)^2 / tr(W^2) (the effective dimension; tr(W^2) from the
   distribution-free U-statistics of analysis.moments, the cross term tr(C C_r) included) and
   nu_d = 2 tr(W)^2 / Var tr(W_hat) (the denominator's own noise, measured). With a bias,
-  F is noncentral F(nu, nu_d, lambda) with lambda = ||b||^2 nu / tr(W); the 95% CI of
-  ||b|| inverts it at 2.5% and 97.5% (``bias_norm_lo``, ``bias_norm_hi``), so
-  ``bias_norm_lo > 0`` is the one-sided 2.5% test of b = 0 (``bias_p`` is its p-value).
+  F is approximately a scaled noncentral F whose degrees of freedom move from nu toward
+  tr(W) / (noise along b) as the bias grows (``BiasNull.sf``: the variance of ||xbar - r||^2
+  is 2 tr(W^2) + 4 b'Wb, and b'Wb is estimated along the observed xbar - r from kept
+  differences); the 95% CI of ||b|| inverts it at 2.5% and 97.5% (``bias_norm_lo``,
+  ``bias_norm_hi``), so ``bias_norm_lo > 0`` is the one-sided 2.5% test of b = 0
+  (``bias_p`` is its p-value).
 - Rounding floor: float draws equal to the reference up to their precision are no evidence of
   bias. The noise gets rho^2 = sum_j (ROUNDING_ULPS eps (|xbar_j| + |r_j|))^2 added (eps of the
   draws' dtype), spread evenly over the coordinates.
@@ -42,7 +45,7 @@ import numpy as np
 from scipy import stats as sps
 from scipy.optimize import brentq
 
-from analysis.moments import Moments, Summary, gram_rows
+from analysis.moments import Moments, Summary, direction_rows, gram_rows
 
 ROUNDING_ULPS = 64  # a float32 gradient through a few hundred operations differs from float64 by a few ulps to a few tens
 MIN_EFFECTIVE = 10  # fewer effective differences than this: the spread rests on a handful of draws
@@ -52,42 +55,55 @@ def _quantile_f(level: float) -> float:
     return (1 - level) / 2
 
 
-def _invert_noncentrality(f_obs: float, nu: float, nu_d: float, tail: float) -> float:
-    """lambda >= 0 with P_lambda(F >= f_obs) = tail (0 if already P_0 >= tail): scipy has no
-    inverse of the noncentral F in lambda, so Brent's method on sf, which increases with lambda."""
-
-    def sf(lam: float) -> float:  # scipy's ncf is wrong at nc = 0 (a negative sf): the central F there
-        if not math.isfinite(nu_d):
-            return float(sps.ncx2.sf(f_obs * nu, nu, lam) if lam > 0 else sps.chi2.sf(f_obs * nu, nu))
-        return float(sps.ncf.sf(f_obs, nu, nu_d, lam) if lam > 0 else sps.f.sf(f_obs, nu, nu_d))
-
-    if sf(0.0) >= tail:
-        return 0.0
-    hi = max(1.0, f_obs * nu)
-    while sf(hi) < tail:
-        hi *= 2
-    return float(brentq(lambda lam: sf(lam) - tail, 0.0, hi, xtol=1e-12, rtol=1e-10))
+def _sf(f_obs: float, nu: float, nu_d: float, lam: float) -> float:
+    """P(F >= f_obs) for F ~ noncentral F(nu, nu_d, lam) (noncentral chi-square / nu when nu_d
+    is infinite). scipy's ncf is wrong at nc = 0 (a negative sf): the central F there."""
+    if not math.isfinite(nu_d):
+        return float(sps.ncx2.sf(f_obs * nu, nu, lam) if lam > 0 else sps.chi2.sf(f_obs * nu, nu))
+    return float(sps.ncf.sf(f_obs, nu, nu_d, lam) if lam > 0 else sps.f.sf(f_obs, nu, nu_d))
 
 
 @dataclass(frozen=True)
 class BiasNull:
     """The pieces of the bias test: ||xbar - r||^2, the noise's trace (with the rounding floor)
-    and the F(nu, nu_d) that d2 / total follows when b = 0."""
+    and the F(nu, nu_d) that d2 / total follows when b = 0; ``along``, the noise variance along
+    the observed xbar - r, for the CI."""
 
     d2: float
     noise: float  # tr(W_hat), no floor: d2 - noise is the unbiased bias_sq
     total: float  # noise + rho^2
     nu: float
     nu_d: float
+    along: float  # the largest noise variance in one direction, max_v v'Wv (total / nu without kept differences)
+    dims: int
     reference: np.ndarray
 
     @property
     def p(self) -> float:
         """P(F >= d2 / total) under b = 0 (1 when there is no noise at all)."""
-        if self.total <= 0:
-            return 1.0
-        f_obs = self.d2 / self.total
-        return float(sps.chi2.sf(f_obs * self.nu, self.nu) if not math.isfinite(self.nu_d) else sps.f.sf(f_obs, self.nu, self.nu_d))
+        return 1.0 if self.total <= 0 else self.sf(0.0)
+
+    def sf(self, bias_sq: float) -> float:
+        """P(d2 >= observed) when ||b||^2 = bias_sq. d2 = ||b + e||^2, e ~ (0, W), has mean
+        T + B and variance 2 tr(W^2) + 4 b'Wb (T = tr W, B = ||b||^2); c chi2(nu_B, B / c) with
+        c nu_B = T matches both, b'Wb taken at its largest, B ``along``: nu_B = T (T + 2B) /
+        (T^2 / nu + 2 along B), clamped to [1, P]. At B = 0 it is the test's F(nu, nu_d); for
+        large B the noise's top direction, not its average, sets the CI's width (where Cov has
+        a spike along the bias, as a baseline's shared term gives, the average alone covered
+        75%: tests/test_statistics.py)."""
+        t = self.total
+        nu = min(max(t * (t + 2 * bias_sq) / (t * t / self.nu + 2 * self.along * bias_sq), 1.0), float(self.dims))
+        return _sf(self.d2 / t, nu, self.nu_d, bias_sq * nu / t)
+
+    def invert(self, tail: float) -> float:
+        """B >= 0 with sf(B) = tail (0 if already sf(0) >= tail): Brent's method (scipy has no
+        inverse of the noncentral F in its noncentrality) on sf, which increases with B."""
+        if self.sf(0.0) >= tail:
+            return 0.0
+        hi = max(self.d2, self.total)
+        while self.sf(hi) < tail:
+            hi *= 2
+        return float(brentq(lambda b: self.sf(b) - tail, 0.0, hi, xtol=1e-14 * hi, rtol=1e-10))
 
 
 def bias_null(x: Summary, reference: np.ndarray | Summary) -> BiasNull:
@@ -96,18 +112,32 @@ def bias_null(x: Summary, reference: np.ndarray | Summary) -> BiasNull:
     r = reference.mean if estimated else np.asarray(reference, dtype=np.float64).reshape(-1)
     n, dims = x.count, r.size
     diff = x.mean - r
+    d2 = float(diff @ diff)
     noise, noise_sq, noise_var = x.trace / n, x.trace_sq / n**2, x.trace_variance / n**2
+    top, along_d = x.top_variance() / n, x.noise_along(diff) / n
     if estimated:
         m = reference.count
         noise += reference.trace / m
         noise_sq += 2 * x.bank_cross() / (n * m) + reference.trace_sq / m**2
         noise_var += reference.trace_variance / m**2
+        top += reference.top_variance() / m  # at least the top of the sum; equal where the two share it
+        along_d += reference.noise_along(diff) / m
     floor = float(((ROUNDING_ULPS * x.epsilon * (np.abs(x.mean) + np.abs(r))) ** 2).sum())
     total = noise + floor
     total_sq = (noise_sq if math.isfinite(noise_sq) else noise**2) + floor**2 / dims
     nu = min(max(total**2 / total_sq, 1.0), float(dims)) if total_sq > 0 else float(dims)
     nu_d = 2 * total**2 / noise_var if noise_var > 0 else math.inf
-    return BiasNull(float(diff @ diff), noise, total, nu, nu_d, r)
+    average = total / nu  # the noise variance along a direction, on average
+    along = average
+    if math.isfinite(top) and d2 > 0:
+        # b'Wb / ||b||^2. Where the bias stands clear of the noise, xbar - r points along b and
+        # (d'Wd - tr W^2) / (d2 - tr W) estimates it without bias; where it does not, b's
+        # direction is unknown and the CI must hold for the worst, the noise's top direction.
+        # The weight s^2, s = (d2 - tr W) / d2 the bias's share of d2, moves from one to the other.
+        share = max(d2 - noise, 0.0) / d2
+        clear = min(max((along_d - noise_sq) / (d2 - noise), 0.0), top) if share > 0 else top
+        along = max(share**2 * clear + (1 - share**2) * top, average) + floor / dims
+    return BiasNull(d2, noise, total, nu, nu_d, max(along, 0.0), dims, r)
 
 
 def bias_statistics(x: Summary | np.ndarray, reference: np.ndarray | Summary, level: float = 0.95) -> dict[str, float]:
@@ -118,9 +148,8 @@ def bias_statistics(x: Summary | np.ndarray, reference: np.ndarray | Summary, le
     if null.total <= 0:  # draws and reference agree exactly, with no noise: nothing to test
         lo = hi = bias_norm
     else:
-        f_obs, tail = null.d2 / null.total, _quantile_f(level)
-        lo = math.sqrt(_invert_noncentrality(f_obs, null.nu, null.nu_d, tail) * null.total / null.nu)
-        hi = math.sqrt(_invert_noncentrality(f_obs, null.nu, null.nu_d, 1 - tail) * null.total / null.nu)
+        tail = _quantile_f(level)
+        lo, hi = math.sqrt(null.invert(tail)), math.sqrt(null.invert(1 - tail))
     ref_norm = float(np.linalg.norm(null.reference))
     return {
         "bias_sq": bias_sq, "bias_norm": bias_norm, "bias_norm_lo": lo, "bias_norm_hi": max(hi, bias_norm), "bias_p": null.p,
@@ -130,7 +159,10 @@ def bias_statistics(x: Summary | np.ndarray, reference: np.ndarray | Summary, le
 
 def as_summary(x: Summary | np.ndarray, chunk: int = 1000) -> Summary:
     """Streamed moments of ``x``: a Summary as it is, or draws [N, P] streamed ``chunk`` rows at a time."""
-    return x if isinstance(x, Summary) else stream(np.asarray(x), chunk).summary()
+    if isinstance(x, Summary):
+        return x
+    x = np.asarray(x)
+    return stream(x, chunk, keep_bank=direction_rows(x.shape[1])).summary()
 
 
 def variance_statistics(x: Summary | np.ndarray, level: float = 0.95) -> dict[str, float]:
@@ -230,11 +262,11 @@ def gradient_statistics(
             raise ValueError(f"reference_draws must be [M, {x.shape[1]}] with M >= 2, got shape {y.shape}")
         ref_moments = stream(y, chunk, keep_bank=gram_rows(x.shape[1]))
         target: np.ndarray | Summary = ref_moments.summary()
-        acc = stream(x, chunk, reference=target.mean, bank=ref_moments.bank)
+        acc = stream(x, chunk, reference=target.mean, bank=ref_moments.bank, keep_bank=direction_rows(x.shape[1]))
     else:
         if np.asarray(reference).size != x.shape[1]:
             raise ValueError(f"reference has {np.asarray(reference).size} entries, estimates have {x.shape[1]}")
         target = np.asarray(reference, dtype=np.float64).reshape(-1)
-        acc = stream(x, chunk, reference=target)
+        acc = stream(x, chunk, reference=target, keep_bank=direction_rows(x.shape[1]))
     return summary_statistics(acc.summary(), target, evaluations, seconds_per_estimate, level)
 

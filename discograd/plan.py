@@ -1,9 +1,10 @@
 """The probe's memory, estimated before any work, and the chunk that fits in it.
 
 A probe holds, whatever N (analysis/moments.py): per accumulator a few float64 vectors of P
-(mean, squared deviations, the reference) and, for an estimated reference, a bank of the
-reference's differences; per chunk, the chunk of estimates in the task's dtype, its float64
-working copies and the task's activations per draw (``Task.draw_bytes``). The chunk is the
+(mean, squared deviations, the reference), its first differences (direction_rows of them)
+and, for an estimated reference, a bank of the reference's differences; per chunk, the chunk
+of estimates in the task's dtype, its float64 working copies and the task's activations per
+draw (``Task.draw_bytes``). The chunk is the
 largest that keeps the peak within probe.max_memory (default: half the memory free on the
 device when the run starts), at most probe.chunk, the task's own ``probe_chunk`` and
 WORKING_SET coordinates (but MIN_CHUNK draws at least: fewer would starve the within-chunk
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from omegaconf import DictConfig
 
-from analysis.moments import gram_rows
+from analysis.moments import direction_rows, gram_rows
 from discograd.errors import ConfigError
 from discograd.probe import dims
 from tasks import Task
@@ -36,6 +37,7 @@ class ProbePlan:
     dims: int  # P
     chunk: int  # draws per chunk
     bank_rows: int  # reference differences kept for the cross term
+    direction_rows: int  # each probed estimator's own differences kept, for its top noise direction
     peak_bytes: int  # the estimate of the probe's peak (excluding the model and the data)
     limit_bytes: int
 
@@ -60,9 +62,10 @@ def free_bytes(device: torch.device) -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
 
 
-def fixed_bytes(p: int, estimated: bool, bank_rows: int) -> int:
-    """The accumulators: one per probed estimator at a time, plus the reference's when estimated."""
-    return FLOAT64 * p * (VECTORS * (2 if estimated else 1) + (2 * bank_rows if estimated else 0))
+def fixed_bytes(p: int, estimated: bool, bank_rows: int, own_rows: int) -> int:
+    """The accumulators: one per probed estimator at a time (with its kept differences), plus
+    the reference's when estimated (with its bank, and the summary's copy of it)."""
+    return FLOAT64 * p * (VECTORS * (2 if estimated else 1) + own_rows + (2 * bank_rows if estimated else 0))
 
 
 def per_draw_bytes(p: int, itemsize: int, activation_bytes: int) -> int:
@@ -76,8 +79,8 @@ def plan_probe(task: Task, cfg: DictConfig, device: torch.device, estimated: boo
     itemsize = next(iter(task.estimand().values())).element_size()
     limit_gib = cfg.probe.get("max_memory")
     limit = int(limit_gib * GIB) if limit_gib is not None else free_bytes(device) // 2
-    bank = gram_rows(p) if estimated else 0
-    fixed, per_draw = fixed_bytes(p, estimated, bank), per_draw_bytes(p, itemsize, task.draw_bytes)
+    bank, own = (gram_rows(p) if estimated else 0), direction_rows(p)
+    fixed, per_draw = fixed_bytes(p, estimated, bank, own), per_draw_bytes(p, itemsize, task.draw_bytes)
     fits = (limit - fixed) // per_draw
     fewest = min(MIN_CHUNK, cfg.probe.samples)
     chunk = int(min(cfg.probe.chunk, task.probe_chunk, cfg.probe.samples, max(fewest, WORKING_SET // p), max(fits, 0)))
@@ -88,5 +91,5 @@ def plan_probe(task: Task, cfg: DictConfig, device: torch.device, estimated: boo
             f"+ {per_draw / GIB:.3g} GiB per draw, {fewest} draws per chunk at least) but {limit / GIB:.3g} GiB is allowed; "
             f"change probe.max_memory (GiB), device, probe.reference=exact where the task has one, or the task's size"
         )
-    return ProbePlan(p, chunk, bank, fixed + chunk * per_draw, limit)
+    return ProbePlan(p, chunk, bank, own, fixed + chunk * per_draw, limit)
 

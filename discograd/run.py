@@ -173,7 +173,7 @@ def probe(step: int, task: Task, probed: list[Probed], batch: Any, cfg: DictConf
     ref = reference_gradient(task, batch, cfg, reference, plan, step, output_dir)
     rows = []
     for item in probed:
-        acc = Moments(reference=ref.mean, bank=ref.bank, block=plan.chunk)
+        acc = Moments(reference=ref.mean, bank=ref.bank, keep_bank=plan.direction_rows, block=plan.chunk)
         with own_stream(cfg.seed, step, item.label, task_device(task)), \
                 saving(cfg, output_dir, step, item.label, (cfg.probe.samples, plan.dims), acc.update) as consume:
             cost = stream_estimates(task, item.estimator, batch, cfg.probe.samples, finite(consume, item.label, step),
