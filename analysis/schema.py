@@ -154,7 +154,7 @@ TRAIN = Table("train.csv", (
 ), open_floats=True)  # fmt: skip
 
 SUMMARY = Table("summary.json", (
-    _c("status", STR, "ok | failed | diverged"),
+    _c("status", STR, "ok | failed | diverged | interrupted (stopped by Ctrl-C, SIGTERM or a time limit)"),
     _c("error", STR, "the error message, if the run did not finish ok", True),
     _c("error_type", STR, "the error's type", True),
     *IDENTITY,
@@ -165,13 +165,13 @@ SUMMARY = Table("summary.json", (
     _c("device", STR, "the device asked for", True),
     _c("seconds", FLOAT, "wall time of the job"),
 ))  # fmt: skip
-STATUSES = ("ok", "failed", "diverged")
+STATUSES = ("ok", "failed", "diverged", "interrupted")
 # what one configuration is across seeds (config_id), and one probed estimator within it
 CONFIG_KEY = ["config_id", "estimator"]
 # carried per configuration in summary.csv and the tables (equal across its seeds)
 DESCRIPTIVE = ["overrides", "task", "family", "knobs"]
 # summary.json's structured fields beside the columns above (not checked by type)
-SUMMARY_EXTRA = ("metrics", "final_probe", "learned", "diverged_at")
+SUMMARY_EXTRA = ("metrics", "final_probe", "learned", "diverged_at", "interrupted_at")
 
 
 def check_summary(summary: dict, path: Path) -> dict:

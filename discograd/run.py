@@ -37,7 +37,7 @@ from discograd.config import (
 )  # fmt: skip
 from discograd.identity import config_id, estimator_label, knobs_text, readable_overrides
 from discograd.devices import resolve_device
-from discograd.errors import ConfigError, Diverged
+from discograd.errors import ConfigError, Diverged, Interrupted
 from discograd.loggers import Logger, make_logger
 from discograd.draw_file import DrawFile
 from discograd.plan import ProbePlan, plan_probe
@@ -145,6 +145,7 @@ class Recorder:
         self.output_dir, self.logger, self.identity = Path(output_dir), logger, identity
         self.stats: list[dict[str, Any]] = []
         self.train: list[dict[str, Any]] = []
+        self.step: int | None = None  # the step the run loop is in (None before the first)
 
     def add_stats(self, row: dict[str, Any]) -> None:
         self.stats.append(STATS.row(self.identity | row))
@@ -270,7 +271,8 @@ def run(cfg: DictConfig, output_dir: Path, logger: Logger | None = None, overrid
     """Train and probe as cfg says, writing stats.csv and train.csv (and handing their rows to
     ``logger``, if given); returns the final metrics.
 
-    Raises ConfigError for bad input, Diverged for NaN/inf; ``run_job`` records both.
+    Raises ConfigError for bad input, Diverged for NaN/inf, Interrupted for Ctrl-C or SIGTERM
+    during the steps; ``run_job`` records each.
     """
     check_knobs(cfg)
     device = resolve_device(cfg.device.name)
@@ -296,30 +298,34 @@ def run(cfg: DictConfig, output_dir: Path, logger: Logger | None = None, overrid
     window: list[float] = []
     probe_seconds = 0.0
     desc = f"{task.label()}/{probed[0].label}"
-    with tqdm(total=cfg.steps, desc=desc, disable=None) as bar:
-        for step in range(cfg.steps + 1):
-            if schedule is not None:  # the one writer of the temperature, before probe and step alike
-                for module in scheduled:
-                    module.set_temperature(schedule(step))
-            if step in probes:
-                probe_start = time.perf_counter()
-                for row in probe(step, task, probed, batch, cfg, reference, plan, output_dir):
-                    recorder.add_stats(row | {"seed": cfg.seed, "device": str(device)})
-                probe_seconds += time.perf_counter() - probe_start
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                metrics = task.evaluate()
-                recorder.add_train({
-                    "step": step, "seed": cfg.seed, "objective": float(np.mean(window)) if window else float("nan"),
-                    "temperature": estimator.temperature, **learned_columns(estimator), **metrics,
-                    "train_seconds": time.perf_counter() - start - probe_seconds, "probe_seconds": probe_seconds,
-                })  # fmt: skip
-                if bar.disable:  # no terminal: plain log lines instead of the bar
-                    log.info("step %d/%d: %s", step, cfg.steps, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
-                window = []
-            if step == cfg.steps:
-                break
-            window.append(train_step(step, task, estimator, optimizers, control))
-            bar.update(1)
+    try:
+        with tqdm(total=cfg.steps, desc=desc, disable=None) as bar:
+            for step in range(cfg.steps + 1):
+                recorder.step = step
+                if schedule is not None:  # the one writer of the temperature, before probe and step alike
+                    for module in scheduled:
+                        module.set_temperature(schedule(step))
+                if step in probes:
+                    probe_start = time.perf_counter()
+                    for row in probe(step, task, probed, batch, cfg, reference, plan, output_dir):
+                        recorder.add_stats(row | {"seed": cfg.seed, "device": str(device)})
+                    probe_seconds += time.perf_counter() - probe_start
+                if step % cfg.log_every == 0 or step == cfg.steps:
+                    metrics = task.evaluate()
+                    recorder.add_train({
+                        "step": step, "seed": cfg.seed, "objective": float(np.mean(window)) if window else float("nan"),
+                        "temperature": estimator.temperature, **learned_columns(estimator), **metrics,
+                        "train_seconds": time.perf_counter() - start - probe_seconds, "probe_seconds": probe_seconds,
+                    })  # fmt: skip
+                    if bar.disable:  # no terminal: plain log lines instead of the bar
+                        log.info("step %d/%d: %s", step, cfg.steps, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+                    window = []
+                if step == cfg.steps:
+                    break
+                window.append(train_step(step, task, estimator, optimizers, control))
+                bar.update(1)
+    except (KeyboardInterrupt, SystemExit) as stop:  # SIGTERM arrives as SystemExit (discograd/cli.py)
+        raise Interrupted(recorder.step, stop) from stop
     last = [row for row in recorder.stats if row["step"] == recorder.stats[-1]["step"]]
     return {
         "temperature": estimator.temperature, "metrics": metrics, "learned": estimator.learned_values(),
@@ -347,21 +353,27 @@ def _identity(cfg: DictConfig, overrides: Sequence[str]) -> dict[str, Any]:
 def run_job(cfg: DictConfig, output_dir: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """``run`` that never raises for a failing job: it writes summary.json with status
     ok | failed | diverged (and the error), finishes the job's logger with it (a W&B run that
-    cannot start fails the job), and returns that summary. An interrupted job writes no
-    summary; wandb's exit hook finishes its W&B run as failed."""
+    cannot start fails the job), and returns that summary. A job stopped by Ctrl-C or SIGTERM
+    writes status interrupted (with ``interrupted_at``, the step it was in) the same way, then
+    raises the KeyboardInterrupt or SystemExit again: the process stops, and resume=true reruns it."""
     output_dir = Path(output_dir)
     summary: dict[str, Any] = {
         "status": "ok", "error": None, "error_type": None, **_identity(cfg, overrides),
         "task": _name(cfg, "task"), "estimator": _name(cfg, "estimator"),
         "temperature": OmegaConf.select(cfg, "estimator.temperature"), "seed": cfg.get("seed"), "device": OmegaConf.select(cfg, "device.name"),
     }  # fmt: skip
-    start, logger = time.perf_counter(), Logger()
+    start, logger, stop = time.perf_counter(), Logger(), None
     try:
         logger = make_logger(cfg, output_dir)
         summary |= run(cfg, output_dir, logger, overrides)
     except Diverged as error:
         summary |= {"status": "diverged", "error": str(error), "error_type": "Diverged", "diverged_at": error.step}
         log.warning("run diverged: %s", error)
+    except (Interrupted, KeyboardInterrupt, SystemExit) as error:
+        interrupted = error if isinstance(error, Interrupted) else Interrupted(None, error)
+        summary |= {"status": "interrupted", "error": str(interrupted), "error_type": "Interrupted", "interrupted_at": interrupted.step}
+        log.warning("run %s; resume=true reruns it", interrupted)
+        stop = interrupted.stop
     except Exception as error:  # a failing job is recorded and the sweep goes on
         summary |= {"status": "failed", "error": str(error), "error_type": type(error).__name__}
         if not isinstance(error, ConfigError):
@@ -369,4 +381,6 @@ def run_job(cfg: DictConfig, output_dir: Path, overrides: Sequence[str] = ()) ->
     summary["seconds"] = time.perf_counter() - start
     write_json(output_dir / "summary.json", summary_fields(summary))
     logger.finish(summary)
+    if stop is not None:
+        raise stop
     return summary

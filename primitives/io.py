@@ -4,31 +4,28 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any, Sequence
 
 import pandas as pd
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_atomic(path: Path, text: str | bytes) -> None:
-    """Write text (or bytes) to path so that readers see the old file or the whole new one."""
+    """Write text (or bytes) to path so that readers see the old file or the whole new one.
+
+    The temp file is created inside the ``try`` (open mode "x": exclusive, the usual mode bits),
+    so a signal arriving at any point removes it: tempfile.mkstemp, outside it, left one behind
+    when SIGTERM came between its creating the file and returning."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
     try:
-        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as handle:
+        with open(tmp, "xb" if isinstance(text, bytes) else "x") as handle:
             handle.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
 
 

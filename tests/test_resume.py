@@ -1,10 +1,13 @@
 """Sweeps that survive interruption: kill a sweep mid-way (SIGTERM, then SIGKILL if it is
-still alive), rerun it with resume=true into the same sweep directory, and check that only
-the unfinished jobs ran, that no file was left half-written, and that the collected runs
-hold every job once.
+still alive), rerun it with resume=true into the same sweep directory, and check that the
+job it stopped says status interrupted with its step, that only the unfinished jobs ran, that
+no file was left half-written, and that the collected runs hold every job once. A single run
+stopped by Ctrl-C says interrupted too, exits 130 with one line, is listed by discograd-report
+and rerun by resume=true.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -21,8 +24,23 @@ JOBS = ["-m", "estimator=reinforce,st,gumbel_softmax", "seed=0,1", "temperature=
         "probe.samples=2000", "log_every=5"]  # fmt: skip
 
 
-def summaries(root: Path) -> dict[Path, bytes]:
-    return {p: p.read_bytes() for p in root.rglob("summary.json")}
+def summaries(root: Path, status: str | None = None) -> dict[Path, bytes]:
+    """summary.json files under root (with ``status``, if given) and their bytes."""
+    found = {p: p.read_bytes() for p in root.rglob("summary.json")}
+    return {p: b for p, b in found.items() if status is None or json.loads(b)["status"] == status}
+
+
+def stop_when(proc: subprocess.Popen, ready, sig: int, timeout: float = 120) -> int:
+    """Send ``sig`` to proc once ready() holds (or it has ended); its exit code (SIGKILL after 10 s)."""
+    deadline = time.monotonic() + timeout
+    while not ready() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    try:
+        return proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
 
 
 def test_killed_sweep_resumes_only_unfinished_jobs(tmp_path):
@@ -31,17 +49,16 @@ def test_killed_sweep_resumes_only_unfinished_jobs(tmp_path):
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
     sweep = subprocess.Popen([sys.executable, "-m", "discograd", *args], cwd=tmp_path, env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 120
-    while len(summaries(root)) < 2 and sweep.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    sweep.send_signal(signal.SIGTERM)
-    try:
-        sweep.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        sweep.kill()
-        sweep.wait()
-    before = summaries(root)
+    def third_job_training() -> bool:  # two jobs done, a third inside its steps
+        return len(summaries(root, "ok")) >= 2 and any(not (t.parent / "summary.json").exists() for t in root.rglob("train.csv"))
+
+    rc = stop_when(sweep, third_job_training, signal.SIGTERM)
+    assert rc == 128 + signal.SIGTERM
+    before = summaries(root, "ok")
     assert 2 <= len(before) < 6, f"the sweep should have been stopped mid-way; {len(before)} jobs had finished"
+    # the job it stopped says so, with the step it was in
+    (stopped,) = [json.loads(b) for b in summaries(root, "interrupted").values()]
+    assert stopped["error"] == f"interrupted by SIGTERM at step {stopped['interrupted_at']}" and stopped["interrupted_at"] >= 0
     # nothing half-written: every file that exists parses whole, no temp file is left
     assert not [p for p in root.rglob("*.tmp")]
     for path in [*root.rglob("stats.csv"), *root.rglob("train.csv")]:
@@ -67,3 +84,25 @@ def test_resume_reruns_a_changed_config(tmp_path):
     changed = discograd(["steps=6", "probe.samples=50", "resume=true", f"hydra.run.dir={run_dir}"], tmp_path)
     assert "resume: skipped" not in changed.output and changed.rc == 0
     assert pd.read_csv(run_dir / "stats.csv")["step"].max() == 6
+
+
+def test_ctrl_c_marks_a_single_run_interrupted_and_resume_reruns_it(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["steps=100000", "probe.every=0", "probe.samples=50", "log_every=10", f"hydra.run.dir={run_dir}"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "discograd", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    rc = stop_when(proc, lambda: (run_dir / "train.csv").exists() and len(pd.read_csv(run_dir / "train.csv")) > 2, signal.SIGINT)
+    stderr = proc.stderr.read()
+    assert rc == 130
+    assert stderr.strip().splitlines()[-1] == "discograd: interrupted (Ctrl-C); summary.json says status interrupted, resume=true reruns it"
+    assert "Traceback" not in stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["error"].startswith("interrupted by Ctrl-C (SIGINT) at step ")
+    assert summary["interrupted_at"] >= 20  # train.csv had 3 rows (steps 0, 10, 20) before the signal
+    report = subprocess.run([sys.executable, "-m", "discograd.report", str(run_dir)], capture_output=True, text=True)
+    assert report.returncode == 0 and "1 runs (1 did not finish ok)" in report.stdout
+    assert "interrupted by Ctrl-C" in (run_dir / "report" / "report.html").read_text()
+    resumed = discograd([*args[1:], "steps=30", "resume=true"], tmp_path)  # a shorter run of the same folder
+    assert resumed.rc == 0 and "resume: skipped" not in resumed.output, str(resumed)
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "ok"
