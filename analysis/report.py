@@ -4,8 +4,8 @@ Writes into ``--out`` (default: DIR/report for the first DIR):
     summary.csv          per configuration and probe step: mean over seeds and 95% CI of
                          every metric (analysis/aggregate.py)
     figures/NAME.png|svg every figure of analysis/figures.py
-    report.html          self-contained (figures embedded): tables, figures, failed runs,
-                         the sweep's config and overrides, the environment
+    report.html          self-contained (figures embedded): tables, figures, failed runs and
+                         unreadable ones, the sweep's config and overrides, the environment
     report.md            the same for a repository page (figures linked)
 Every file is written atomically. The command line (and its ``--wandb``) is
 discograd/report.py: analysis imports no torch and nothing of discograd.
@@ -55,9 +55,30 @@ def results_table(summary: pd.DataFrame) -> pd.DataFrame:
     return table.drop(columns="overrides") if (table["overrides"] == "").all() else table
 
 
+PROBLEM_COLUMNS = ["run", "status", "task", "estimator", "device", "error"]
+
+
 def failed_runs(collection: Collection) -> pd.DataFrame:
     runs = collection.runs
-    return runs.loc[runs["status"] != "ok", ["run", "status", "task", "estimator", "device", "error"]].reset_index(drop=True)
+    return runs.loc[runs["status"] != "ok", PROBLEM_COLUMNS].reset_index(drop=True)
+
+
+def problem_runs(collection: Collection) -> pd.DataFrame:
+    """The runs that did not finish ok, then one row per unreadable file (status "unreadable",
+    the error naming the file; task, estimator and device left empty)."""
+    failed = failed_runs(collection)
+    if collection.unreadable.empty:
+        return failed
+    unreadable = collection.unreadable.assign(status="unreadable")
+    unreadable = unreadable.reindex(columns=PROBLEM_COLUMNS, fill_value="")
+    return pd.concat([failed, unreadable], ignore_index=True) if len(failed) else unreadable
+
+
+def counts(collection: Collection) -> str:
+    """"N runs, K ok" (", U unreadable" where some are): unreadable runs count in N."""
+    runs, unreadable = collection.runs, collection.unreadable["run"].nunique()
+    text = f"{len(runs) + unreadable} runs, {int((runs['status'] == 'ok').sum())} ok"
+    return text + (f", {unreadable} unreadable" if unreadable else "")
 
 
 def environment(collection: Collection) -> pd.DataFrame:
@@ -101,12 +122,12 @@ def render_html(tables: dict[str, pd.DataFrame], pngs: dict[str, bytes], collect
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{style}</style></head>
 <body>
 <h1>{html.escape(title)}</h1>
-<p>{len(collection.runs)} runs, {int((collection.runs['status'] == 'ok').sum())} ok; written {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}</p>
+<p>{counts(collection)}; written {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}</p>
 <h2>Results (first probe; mean over seeds, 95% CI)</h2>
 {_html_table(tables['results'])}
 <h2>Figures</h2>
 {figures}
-<h2>Runs that did not finish ok</h2>
+<h2>Runs that did not finish ok or could not be read</h2>
 {_html_table(tables['failed'])}
 <h2>Sweep configuration and overrides</h2>
 {sweeps}
@@ -121,22 +142,26 @@ def _markdown_table(frame: pd.DataFrame) -> str:
 
 
 def render_markdown(tables: dict[str, pd.DataFrame], names: list[str], collection: Collection, title: str) -> str:
-    lines = [f"# {title}", "", f"{len(collection.runs)} runs, {int((collection.runs['status'] == 'ok').sum())} ok.", "",
+    lines = [f"# {title}", "", f"{counts(collection)}.", "",
              "## Results (first probe; mean over seeds, 95% CI)", "", _markdown_table(tables["results"]), "", "## Figures", ""]  # fmt: skip
     lines += [f"![{name}](figures/{name}.png)" for name in names]
-    lines += ["", "## Runs that did not finish ok", "", _markdown_table(tables["failed"]), "", "## Sweep configuration and overrides", ""]
+    lines += ["", "## Runs that did not finish ok or could not be read", "", _markdown_table(tables["failed"]),
+              "", "## Sweep configuration and overrides", ""]  # fmt: skip
     for sweep in collection.sweeps:
         lines += [f"### {sweep['root']}", "", f"overrides: `{sweep['overrides'] or '(none)'}`", "", "```yaml", sweep["config"].rstrip(), "```", ""]
     lines += ["## Environment", "", _markdown_table(tables["environment"]), ""]
     return "\n".join(lines)
 
 
-def write_report(roots: list[Path], out: Path | None = None) -> tuple[Path, dict[str, Path], pd.DataFrame, Collection]:
-    """Collect ``roots``, write summary.csv, the figures, report.html and report.md into
-    ``out``; returns (report.html's path, PNG paths by name, summary, collection)."""
+def write_report(
+    roots: list[Path], out: Path | None = None, collection: Collection | None = None
+) -> tuple[Path, dict[str, Path], pd.DataFrame, Collection]:
+    """Collect ``roots`` (an unreadable file is a SchemaError) unless ``collection`` holds them
+    already, write summary.csv, the figures, report.html and report.md into ``out``; returns
+    (report.html's path, PNG paths by name, summary, collection)."""
     roots = [Path(r) for r in roots]
     out = Path(out) if out is not None else roots[0] / "report"
-    collection = collect(*roots)
+    collection = collection if collection is not None else collect(*roots)
     summary = summarize(collection.stats)
     write_atomic(out / "summary.csv", summary.to_csv(index=False))
     pngs, paths = {}, {}
@@ -146,7 +171,7 @@ def write_report(roots: list[Path], out: Path | None = None) -> tuple[Path, dict
         write_atomic(out / "figures" / f"{name}.svg", _figure_bytes(fig, "svg"))
         paths[name] = out / "figures" / f"{name}.png"
         plt.close(fig)
-    tables = {"results": results_table(summary), "failed": failed_runs(collection), "environment": environment(collection)}
+    tables = {"results": results_table(summary), "failed": problem_runs(collection), "environment": environment(collection)}
     title = "discograd report: " + ", ".join(str(r) for r in roots)
     write_atomic(out / "report.html", render_html(tables, pngs, collection, title))
     write_atomic(out / "report.md", render_markdown(tables, list(pngs), collection, title))

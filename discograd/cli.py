@@ -1,6 +1,8 @@
 """``discograd``: the Hydra app. ``main`` checks every job of the command line first
 (discograd/preflight.py), then hands over to Hydra, whose task function is ``app``.
-``discograd check TARGET`` runs the conformance kit instead (discograd/conformance.py)."""
+``discograd check TARGET`` runs the conformance kit instead (discograd/conformance.py), and
+``discograd list [SECTION]`` lists the estimators, tasks, datasets and presets
+(discograd/listing.py)."""
 from __future__ import annotations
 
 import logging
@@ -13,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from discograd import conformance
+from discograd import conformance, listing
 from discograd.errors import ConfigError
 from discograd.preflight import CONF_DIR, preflight
 from discograd.resume import finished
@@ -71,12 +73,18 @@ def main() -> None:
         sys.exit(0)
     if sys.argv[1:2] == ["check"]:  # the conformance kit, not a run (discograd/conformance.py)
         sys.exit(conformance.main(sys.argv[2:]))
+    if sys.argv[1:2] == ["list"]:  # what there is to run (discograd/listing.py)
+        sys.exit(listing.main(sys.argv[2:]))
     signal.signal(signal.SIGTERM, _interrupted)
     try:
         preflight(sys.argv[1:])
     except ConfigError as error:
         fail(str(error))
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:  # the job wrote status interrupted (run_job); no traceback
+        print("discograd: interrupted (Ctrl-C); summary.json says status interrupted, resume=true reruns it", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

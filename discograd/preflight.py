@@ -10,6 +10,8 @@ failed and finishes the others.
 from __future__ import annotations
 
 import difflib
+import os
+from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -78,8 +80,24 @@ def unknown_keys(cfg: DictConfig, base: DictConfig) -> None:
                 raise ConfigError(f"unknown key {prefix}{key}; {hint}valid: {', '.join(prefix + v for v in valid)}")
 
 
+def writable_output(cfg: DictConfig, multirun: bool) -> None:
+    """A ConfigError if the run's (or the sweep's) output directory cannot be made: Hydra would
+    fail on it with a traceback of 15 lines. It is created here, as Hydra would create it."""
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    folder = OmegaConf.select(cfg, key, throw_on_resolution_failure=False)
+    if folder is None:
+        return
+    try:
+        os.makedirs(Path(str(folder)), exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"cannot write the output directory {key}={folder}: {error.strerror or error}") from None
+    if not os.access(str(folder), os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write the output directory {key}={folder}: permission denied")
+
+
 def preflight(args: list[str]) -> int:
-    """Validate every job of the command line; returns how many were checked."""
+    """Validate every job of the command line (and that its output directory can be written);
+    returns how many were checked."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         jobs = job_overrides(args)
         base = _compose([]) if jobs else None
@@ -87,4 +105,6 @@ def preflight(args: list[str]) -> int:
             cfg = _compose(overrides, hydra_config=True)  # with hydra.searchpath, for probe.estimators names
             unknown_keys(cfg, base)
             validate(cfg)
+        if jobs:
+            writable_output(cfg, any(a in MULTIRUN_FLAGS for a in args))
     return len(jobs or [])

@@ -318,6 +318,9 @@ BAD = {
     "knob-inf-in-a-sweep": (["-m", "task=mrf", "task.field_scale=1,inf"], ["task.field_scale", "finite", "inf"], True),
     "probe-max-memory-negative": (["probe.max_memory=-1"], ["probe.max_memory", "got -1"], True),
     "probe-save-draws-not-bool": (["probe.save_draws=maybe"], ["probe.save_draws", "'maybe'"], True),
+    "run-dir-cannot-be-made": (["hydra.run.dir=/proc/x"], ["hydra.run.dir=/proc/x", "cannot write the output directory"], True),
+    "run-dir-under-a-file": (["hydra.run.dir=/etc/hostname/run"], ["hydra.run.dir=/etc/hostname/run", "Not a directory"], True),
+    "sweep-dir-cannot-be-made": (["-m", "seed=0,1", "hydra.sweep.dir=/proc/y"], ["hydra.sweep.dir=/proc/y", "cannot write"], True),
     # the memory plan needs P, known once the job has built its task (before any draw or step)
     "probe-does-not-fit": (["task.dims=1000000", "probe.max_memory=0.01"], ["P=1000000", "GiB", "probe.max_memory"], False),
     # device availability is checked by the job itself (a sweep over cpu,cuda finishes the cpu job)

@@ -5,7 +5,10 @@ with every figure loaded.
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -187,6 +190,96 @@ def test_report_command_and_its_errors(sweep, tmp_path):
     empty = subprocess.run([sys.executable, "-m", "discograd.report", str(tmp_path / "empty")], capture_output=True, text=True)
     assert empty.returncode == 2 and empty.stderr.strip() == f"discograd-report: error: no runs found under {tmp_path / 'empty'} (no summary.json in it or below)"
     assert not (tmp_path / "empty" / "report").exists()
+
+
+@pytest.fixture(scope="module")
+def one_run(tmp_path_factory) -> Path:
+    """One real run, whose files the tests below copy and break."""
+    tmp = tmp_path_factory.mktemp("one_run")
+    args = ["task=toy_quadratic", "estimator=st", "steps=5", "probe.samples=50", f"hydra.run.dir={tmp / 'run'}"]
+    result = discograd(args, tmp)
+    assert result.rc == 0, str(result)
+    return tmp / "run"
+
+
+def _text_in_a_number(data: bytes) -> bytes:
+    rows = list(csv.reader(io.StringIO(data.decode())))
+    rows[1][rows[0].index("bias_norm")] = "abc"
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue().encode()
+
+
+GARBAGE = b"\x00\xff garbage\n1,2\n"
+BROKEN = {  # the file, its content made from the valid one, what the message says is wrong
+    "stats-garbage": ("stats.csv", lambda data: GARBAGE, r"is not text \(byte 0xff at offset 1 is not UTF-8\)"),
+    "stats-empty": ("stats.csv", lambda data: b"", "is empty"),
+    "stats-header-only": ("stats.csv", lambda data: data.splitlines(keepends=True)[0], "has a header but no rows"),
+    "summary-truncated": ("summary.json", lambda data: data[: len(data) // 2],
+                          r"is not JSON \(truncated\?\): Expecting"),
+    "summary-a-list": ("summary.json", lambda data: b"[1, 2]", r"is not a JSON object \(it holds a list\)"),
+    "summary-lacks-fields": ("summary.json", lambda data: b'{"status": "ok"}', r"lacks field\(s\) error, error_type"),
+    "train-garbage": ("train.csv", lambda data: GARBAGE, "is not text"),
+    "stats-text-in-a-number": ("stats.csv", _text_in_a_number, ": column bias_norm holds non-numeric values"),
+}  # fmt: skip
+
+
+def _report(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "discograd.report", *map(str, args)], capture_output=True, text=True)
+
+
+def _sweep_with_a_broken_run(one_run: Path, root: Path, name: str, edit) -> Path:
+    """root/good (a copy of one_run) and root/bad (one whose ``name`` is edited); the latter's path."""
+    for folder in ("good", "bad"):
+        shutil.copytree(one_run, root / folder)
+    path = root / "bad" / name
+    path.write_bytes(edit(path.read_bytes()))
+    return path
+
+
+@pytest.mark.parametrize("name, edit, message", BROKEN.values(), ids=list(BROKEN))
+def test_an_unreadable_file_is_listed_and_the_report_goes_on(one_run, tmp_path, name, edit, message):
+    """By default one warning line names the file and what is wrong, and report.html lists the
+    run as unreadable; --strict makes it one error line and exit 2, with nothing written."""
+    path = _sweep_with_a_broken_run(one_run, tmp_path, name, edit)
+    done = _report(tmp_path, "--out", tmp_path / "report")
+    assert done.returncode == 0, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert re.fullmatch(rf"discograd-report: warning: unreadable: {re.escape(str(path))}[ :].*", line), line
+    assert re.search(message, line), line
+    report = tmp_path / "report" / "report.html"
+    assert done.stdout.splitlines()[-1] == f"2 runs (0 did not finish ok, 1 unreadable); report: {report}"
+    page = report.read_text()
+    assert "<td>unreadable</td>" in page and str(path) in page and "2 runs, 1 ok, 1 unreadable" in page
+
+    strict = _report(tmp_path, "--strict", "--out", tmp_path / "strict")
+    assert strict.returncode == 2
+    (line,) = strict.stderr.splitlines()
+    assert re.fullmatch(rf"discograd-report: error: {re.escape(str(path))}[ :].*", line), line
+    assert re.search(message, line), line
+    assert strict.stdout == "" and not (tmp_path / "strict").exists()
+
+
+def test_every_file_of_an_unreadable_run_is_listed_and_the_run_is_in_no_table(one_run, tmp_path):
+    path = _sweep_with_a_broken_run(one_run, tmp_path, "stats.csv", lambda data: b"")
+    (tmp_path / "bad" / "train.csv").write_bytes(GARBAGE)
+    collection = collect(tmp_path, strict=False)
+    assert list(collection.unreadable["file"]) == [str(path), str(tmp_path / "bad" / "train.csv")]
+    assert list(collection.unreadable["run"]) == ["bad", "bad"]
+    assert list(collection.runs["run"]) == ["good"]
+    assert set(collection.stats["run"]) == {"good"} and set(collection.train["run"]) == {"good"}
+    with pytest.raises(SchemaError, match=f"^{re.escape(str(path))} is empty$"):
+        collect(tmp_path)  # strict, the default of the library
+
+
+def test_no_readable_run_is_an_error(one_run, tmp_path):
+    path = _sweep_with_a_broken_run(one_run, tmp_path, "summary.json", lambda data: data[:10])
+    shutil.rmtree(tmp_path / "good")
+    done = _report(tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[0].startswith(f"discograd-report: warning: unreadable: {path} is not JSON")
+    assert done.stderr.splitlines()[1:] == [f"discograd-report: error: no readable runs under {tmp_path}"]
+    assert not (tmp_path / "report").exists()
 
 
 def _chromium() -> str | None:
