@@ -171,7 +171,7 @@ CONFIG_KEY = ["config_id", "estimator"]
 # carried per configuration in summary.csv and the tables (equal across its seeds)
 DESCRIPTIVE = ["overrides", "task", "family", "knobs"]
 # summary.json's structured fields beside the columns above (not checked by type)
-SUMMARY_EXTRA = ("metrics", "final_probe", "learned", "diverged_at", "interrupted_at")
+SUMMARY_EXTRA = ("metrics", "final_probe", "learned", "diverged_at", "interrupted_at", "warning")
 
 
 def check_summary(summary: dict, path: Path) -> dict:

@@ -4,8 +4,9 @@ Files (in the run's output directory, each written atomically after every change
 checked against analysis/schema.py as it is written):
     stats.csv     one row per probe and probed estimator: bias, variance, mse, snr, cosine, cost
     train.csv     one row per logged step: step, objective, temperature, eval metrics, seconds
-    summary.json  status ok | failed | diverged, the error if any, final metrics, the final
-                  probe of each probed estimator by label, the learned values
+    summary.json  status ok | failed | diverged | interrupted, the error if any, final metrics,
+                  the final probe of each probed estimator by label, the learned values, and a
+                  warning where an ok run still looks diverged (``growth_warning``)
 
 State (estimators/base.py): the run loop is the one writer of estimator state. The schedule
 sets the temperature of every probed estimator that has one and does not learn it, before
@@ -267,6 +268,26 @@ def build_probed(cfg: DictConfig, estimator: Estimator, latent_shape: tuple[int,
     return probed
 
 
+GROWTH = 1e3  # an objective or metric whose magnitude grows this much over a run has most likely diverged
+
+
+def growth_warning(rows: list[dict[str, Any]], names: Sequence[str]) -> str | None:
+    """Why a run that ended without a NaN or inf in its objective or gradients still looks
+    diverged, or None: a logged metric that is not finite at the end, or one (the training
+    objective included) whose magnitude grew more than GROWTH times from its first logged value
+    (1 at least: a metric starting near 0 may grow a little)."""
+    for name in names:
+        values = [row[name] for row in rows if isinstance(row.get(name), (int, float)) and not math.isnan(row[name])]
+        if not values:
+            continue
+        first, last = values[0], values[-1]
+        if not math.isfinite(last):
+            return f"{name} is {last} at the end (first logged {first:.4g}): the run most likely diverged"
+        if abs(last) > GROWTH * max(abs(first), 1.0):
+            return f"{name} grew from {first:.4g} to {last:.4g} without becoming NaN or inf: the run most likely diverged"
+    return None
+
+
 def run(cfg: DictConfig, output_dir: Path, logger: Logger | None = None, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Train and probe as cfg says, writing stats.csv and train.csv (and handing their rows to
     ``logger``, if given); returns the final metrics.
@@ -327,8 +348,11 @@ def run(cfg: DictConfig, output_dir: Path, logger: Logger | None = None, overrid
     except (KeyboardInterrupt, SystemExit) as stop:  # SIGTERM arrives as SystemExit (discograd/cli.py)
         raise Interrupted(recorder.step, stop) from stop
     last = [row for row in recorder.stats if row["step"] == recorder.stats[-1]["step"]]
+    warning = growth_warning(recorder.train, ["objective", *metrics])
+    if warning:
+        log.warning("run ended ok, but %s", warning)
     return {
-        "temperature": estimator.temperature, "metrics": metrics, "learned": estimator.learned_values(),
+        "warning": warning, "temperature": estimator.temperature, "metrics": metrics, "learned": estimator.learned_values(),
         "final_probe": {row["estimator"]: {k: row[k] for k in ("bias_norm", "variance", "mse")} for row in last},
     }  # fmt: skip
 

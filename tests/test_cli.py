@@ -437,6 +437,28 @@ def test_nan_objective_is_recorded_as_diverged(tmp_path):
     assert leftover_temp_files(tmp_path) == []
 
 
+def test_an_objective_that_explodes_without_nan_is_flagged(tmp_path):
+    """lr=1e10 sends the binary VAE's objective to 1e35 and its train -ELBO to inf with no NaN
+    or inf in the training objective or the gradients: the run ends ok, but says it most likely
+    diverged, in summary.json and in its log."""
+    run_dir = tmp_path / "run"
+    args = ["task=binary_vae", "task.dims=10", "task.lr=1e10", "steps=100", "log_every=50", "probe.every=0",
+            "probe.samples=20", f"hydra.run.dir={run_dir}"]  # fmt: skip
+    result = discograd(args, tmp_path)
+    assert result.rc == 0, str(result)
+    summary = read_summary(run_dir)
+    assert summary["status"] == "ok" and "most likely diverged" in summary["warning"], summary
+    assert "run ended ok, but" in result.output  # Hydra logs to stdout
+    quiet = read_summary_of_a_normal_run(tmp_path / "normal")
+    assert quiet["status"] == "ok" and quiet["warning"] is None
+
+
+def read_summary_of_a_normal_run(run_dir: Path) -> dict:
+    result = discograd(["steps=20", "probe.samples=50", f"hydra.run.dir={run_dir}"], run_dir.parent)
+    assert result.rc == 0, str(result)
+    return read_summary(run_dir)
+
+
 # ------------------------------------------------------------------------------ Hydra's flags
 
 
