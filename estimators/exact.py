@@ -7,7 +7,9 @@ r"""The exact gradient by enumeration of every joint latent configuration (zero 
 over :math:`\mathcal{Z} = \{0, 1\}^D` (bernoulli, 2^D configurations) or the one-hot
 :math:`\{e_1..e_K\}^D` (categorical, K^D), the same configurations for every batch element
 (batch axes kept: f sees [C, *B, D(, K)]). Only where C <= 4096 (``primitives.enumeration.MAX_CONFIGURATIONS``);
-larger latent spaces are a ValueError naming the limit. ``value`` is the exact expectation.
+larger latent spaces are a ValueError naming the limit, raised on construction when the
+builder passes the task's ``latent_shape`` (so preflight refuses ``estimator=exact
+task=binary_vae`` before any work) and on every call otherwise. ``value`` is the exact expectation.
 Cost: C evaluations of f (one per configuration). Families: bernoulli and categorical.
 Deterministic, so the probe's draws all equal the exact gradient; the vmapped probe computes
 it once per draw (memory: chunk x C x batch latents).
@@ -33,6 +35,11 @@ from primitives.families import batch_shape, event_shape, log_prob
 @register("exact")
 class Exact(Estimator):
     unbiased = True
+
+    def __init__(self, latent_shape: tuple[int, ...] | None = None) -> None:
+        super().__init__()
+        if latent_shape is not None:  # (D,) is bernoulli, (D, K) categorical (tasks/base.py)
+            check_count(tuple(latent_shape), "bernoulli" if len(latent_shape) == 1 else "categorical", "exact")
 
     def forward(self, logits: Tensor, f: Objective, family: str) -> Estimate:
         self.check_input(logits, family)

@@ -318,6 +318,9 @@ BAD = {
     "knob-inf-in-a-sweep": (["-m", "task=mrf", "task.field_scale=1,inf"], ["task.field_scale", "finite", "inf"], True),
     "probe-max-memory-negative": (["probe.max_memory=-1"], ["probe.max_memory", "got -1"], True),
     "probe-save-draws-not-bool": (["probe.save_draws=maybe"], ["probe.save_draws", "'maybe'"], True),
+    # what an estimator can know about the task before work: exact's enumeration (was 55 s and 4.6 GB, then a MemoryError)
+    "exact-on-the-binary-vae": (["estimator=exact", "task=binary_vae"], ["estimator 'exact'", "4096", "2^200"], True),
+    "exact-in-the-basket": (["task=binary_vae", "probe.estimators=[exact]"], ["probe.estimators entry 'exact'", "2^200"], True),
     "run-dir-cannot-be-made": (["hydra.run.dir=/proc/x"], ["hydra.run.dir=/proc/x", "cannot write the output directory"], True),
     "run-dir-under-a-file": (["hydra.run.dir=/etc/hostname/run"], ["hydra.run.dir=/etc/hostname/run", "Not a directory"], True),
     "sweep-dir-cannot-be-made": (["-m", "seed=0,1", "hydra.sweep.dir=/proc/y"], ["hydra.sweep.dir=/proc/y", "cannot write"], True),
