@@ -5,6 +5,8 @@ device; the state stays on it, in float64) and keeps what analysis.statistics ne
 
 - per coordinate: the running mean and the sum of squared deviations (Chan et al.'s pairwise
   update, stable when the mean is far larger than the spread), giving tr(Cov) and the SNR;
+  within blocks, the sums of squared and fourth-power deviations (how many draws carry each
+  coordinate's spread: ``Summary.coordinate_effective``);
 - over differences d = x_{2a} - x_{2a+1} of consecutive draws within a chunk (mean 0,
   covariance 2 Cov, independent of each other): sum ||d||^2, sum ||d||^4, and the pair sum
   sum_{a != b} (d_a . d_b)^2 over a chunk's first ``gram_rows`` differences. Since
@@ -83,6 +85,8 @@ class Summary:
     distinct: int  # distinct draws, counted up to DISTINCT_CAP
     epsilon: float  # machine epsilon of the draws' dtype
     bank: np.ndarray | None = None  # [K, P] the first K differences, with keep_bank
+    within: np.ndarray | None = None  # [P] sum over blocks of sum_i (x_ij - block mean_j)^2
+    fourth: np.ndarray | None = None  # [P] the same of the fourth powers
 
     @property
     def trace(self) -> float:
@@ -114,6 +118,16 @@ class Summary:
         """(sum ||d||^2)^2 / sum ||d||^4: how many differences carry the spread (1 when one draw
         dominates, the number of differences when all are alike)."""
         return self.diff_sq**2 / self.diff_sq2 if self.diff_sq2 > 0 else 0.0
+
+    def coordinate_effective(self) -> float:
+        """The median over coordinates (those that vary) of (sum dev^2)^2 / sum dev^4: how many
+        draws carry a coordinate's spread, about N / kurtosis (N/3 for Gaussian draws, N/9 for
+        exponential ones, about the number of rare events where a coordinate moves only on
+        them); nan without blocks of two draws."""
+        if self.within is None:
+            return float("nan")
+        keep = self.fourth > 0
+        return float(np.median(self.within[keep] ** 2 / self.fourth[keep])) if keep.any() else float("nan")
 
     def noise_along(self, v: np.ndarray) -> float:
         """v' Cov v from the kept differences (nan without them): unbiased, the mean of (d_a . v)^2 / 2."""
@@ -157,6 +171,7 @@ class Moments:
         self.differences, self.diff_sq, self.diff_sq2, self.gram, self.gram_pairs = 0, 0.0, 0.0, 0.0, 0
         self.cross, self.cross_pairs, self.cosine_sum = 0.0, 0, 0.0
         self.norm_sq_dev, self.norm_sq_dof = 0.0, 0
+        self.within = self.fourth = None  # [P] sums over blocks of sum_i dev^2, sum_i dev^4 (dev from the block mean)
         self.keys: set[tuple[float, float]] = set()
         self.bank: Any = None
         self._r = self._bank = None
@@ -203,6 +218,9 @@ class Moments:
             q = q - q.mean()
             self.norm_sq_dev += float((q * q).sum())
             self.norm_sq_dof += n - 1
+            dev *= dev  # fourth powers, in place
+            within, fourth = (sq_dev, dev.sum(0)) if self.within is None else (self.within + sq_dev, self.fourth + dev.sum(0))
+            self.within, self.fourth = within, fourth
         del dev
         self._differences(x[0 : n - n % 2 : 2] - x[1 : n - n % 2 : 2])
         if self._r is not None or len(self.keys) < DISTINCT_CAP:
@@ -245,6 +263,7 @@ class Moments:
             self.gram, self.gram_pairs, self.cross, self.cross_pairs, self.norm_sq_dev, self.norm_sq_dof,
             self.cosine_sum / self.count if self.reference is not None else float("nan"),
             min(len(self.keys), DISTINCT_CAP), self.epsilon, None if self.bank is None else _numpy(self.bank),
+            None if self.within is None else _numpy(self.within), None if self.fourth is None else _numpy(self.fourth),
         )  # fmt: skip
 
 

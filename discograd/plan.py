@@ -25,7 +25,7 @@ from discograd.probe import dims
 from tasks import Task
 
 FLOAT64 = 8
-VECTORS = 4  # float64 vectors of P per accumulator: mean, squared deviations, the reference, a temporary
+VECTORS = 6  # float64 vectors of P per accumulator: mean, squared deviations (all, within blocks), fourth powers, the reference, a temporary
 WORK_COPIES = 6  # float64 copies of a chunk alive at once in Moments.update: x, x - mean, its square, differences, two products
 GIB = 2**30
 MIN_CHUNK = 8  # the fewest draws per chunk: the within-chunk statistics (differences, centering) need a few
