@@ -69,6 +69,9 @@ def check_knobs(cfg: DictConfig) -> None:
     _count(cfg, "seed", 0)
     _count(cfg, "steps", 0)
     _count(cfg, "log_every", 1)
+    every = cfg.progress_every
+    if isinstance(every, bool) or not isinstance(every, (int, float)) or not 0 < every <= 1:
+        raise ConfigError(f"progress_every must be a fraction of the steps in (0, 1], got {every!r}")
     _count(cfg, "probe.samples", 2)
     _count(cfg, "probe.chunk", 1)
     _count(cfg, "probe.every", 0)

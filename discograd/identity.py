@@ -23,8 +23,8 @@ from discograd.config import basket_nodes
 
 # keys whose value never changes a number in stats.csv / train.csv (what is written, where,
 # how often, how fast): hashed out of config_id
-NEUTRAL = ("seed", "temperature", "resume", "report", "logger", "hydra", "log_every", "probe.chunk")
-HIDDEN_OVERRIDES = ("seed", "resume", "report", "logger", "hydra")
+NEUTRAL = ("seed", "temperature", "resume", "overwrite", "report", "logger", "hydra", "log_every", "progress_every", "probe.chunk")
+HIDDEN_OVERRIDES = ("seed", "resume", "overwrite", "report", "logger", "hydra", "progress_every")
 
 
 def identity_config(cfg: DictConfig) -> dict[str, Any]:

@@ -10,6 +10,7 @@ failed and finishes the others.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from discograd.config import CONF_DIR, validate
 from discograd.errors import ConfigError
+from discograd.identity import config_id
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 
@@ -95,16 +97,50 @@ def writable_output(cfg: DictConfig, multirun: bool) -> None:
         raise ConfigError(f"cannot write the output directory {key}={folder}: permission denied")
 
 
+def job_folder(cfg: DictConfig, multirun: bool, number: int) -> Path | None:
+    """Where the job writes: hydra.run.dir, or in a sweep hydra.sweep.dir/<job number> (Hydra's
+    default subdir; None for a custom subdir, which only Hydra resolves)."""
+    if not multirun:
+        folder = OmegaConf.select(cfg, "hydra.run.dir", throw_on_resolution_failure=False)
+        return None if folder is None else Path(str(folder))
+    subdir = OmegaConf.to_container(cfg.hydra.sweep, resolve=False).get("subdir")
+    folder = OmegaConf.select(cfg, "hydra.sweep.dir", throw_on_resolution_failure=False)
+    return Path(str(folder)) / str(number) if subdir == "${hydra.job.num}" and folder is not None else None
+
+
+def not_occupied(cfg: DictConfig, folder: Path | None) -> None:
+    """A ConfigError if ``folder`` holds the results of another configuration or seed (its
+    summary.json's config_id and seed), unless overwrite=true: a run there would replace them.
+    The same configuration may rerun there (resume=true skips it if it finished ok)."""
+    path = None if folder is None else folder / "summary.json"
+    if path is None or cfg.get("overwrite") or not path.is_file():
+        return
+    try:
+        held = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return  # not a finished run's summary: nothing whole to keep
+    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])  # the job's config: hydra's node does not resolve here
+    if not isinstance(held, dict) or (held.get("config_id"), held.get("seed")) == (config_id(job), cfg.seed):
+        return
+    what = held.get("overrides") or "the defaults"
+    raise ConfigError(
+        f"{folder} already holds another configuration's results (config_id {held.get('config_id')}, seed "
+        f"{held.get('seed')}: {what}); write elsewhere (hydra.run.dir / hydra.sweep.dir) or add overwrite=true to replace them"
+    )
+
+
 def preflight(args: list[str]) -> int:
-    """Validate every job of the command line (and that its output directory can be written);
-    returns how many were checked."""
+    """Validate every job of the command line (that its output directory can be written and
+    holds no other configuration's results); returns how many were checked."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         jobs = job_overrides(args)
         base = _compose([]) if jobs else None
-        for overrides in jobs or []:
+        multirun = any(a in MULTIRUN_FLAGS for a in args)
+        for number, overrides in enumerate(jobs or []):
             cfg = _compose(overrides, hydra_config=True)  # with hydra.searchpath, for probe.estimators names
             unknown_keys(cfg, base)
             validate(cfg)
+            not_occupied(cfg, job_folder(cfg, multirun, number))
         if jobs:
-            writable_output(cfg, any(a in MULTIRUN_FLAGS for a in args))
+            writable_output(cfg, multirun)
     return len(jobs or [])

@@ -9,6 +9,7 @@ Both paths draw from the same distribution (tests/test_probe.py checks it).
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +23,11 @@ from tqdm.auto import tqdm
 
 from estimators import Estimator
 from tasks import Task
+
+log = logging.getLogger(__name__)
+QUIET_SECONDS = 2.0  # off a terminal, a stream of draws that ends sooner logs nothing
+LINE_SECONDS = 10.0  # then a progress line at most this often
+LINE_FRACTION = 0.25  # and at most every this fraction of the draws
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,56 @@ def dims(task: Task) -> int:
     return sum(p.numel() for p in task.estimand().values())
 
 
+def duration(seconds: float) -> str:
+    """``seconds`` for a log line: 8.2 s, 14 min 5 s, 3 h 20 min."""
+    if seconds < 60:
+        return f"{seconds:.2g} s" if seconds < 10 else f"{seconds:.0f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+class Progress:
+    """The progress of a stream of ``total`` draws: tqdm's bar on a terminal. Off one (the bar
+    disabled, or ``disable=True``), log lines, and only for a stream still running after
+    QUIET_SECONDS: a first line then, one more whenever LINE_SECONDS and LINE_FRACTION of the
+    draws have both passed since the last (draws done, rate, ETA), and a last line with the
+    total time. ``clock`` (seconds) is for tests."""
+
+    def __init__(self, total: int, desc: str, disable: bool | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:  # fmt: skip
+        self.bar = tqdm(total=total, desc=desc, leave=False, disable=disable)
+        self.total, self.desc, self.clock = total, desc, clock
+        self.done, self.start = 0, clock()
+        self.last: tuple[float, int] | None = None  # (clock, draws done) at the last line, if any
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+        seconds = self.clock() - self.start
+        if self.bar.disable and exc[0] is None and seconds >= QUIET_SECONDS:
+            rate = self.done / seconds
+            log.info("%s: %d draws in %s (%.3g/s)", self.desc, self.done, duration(seconds), rate)
+
+    def update(self, size: int) -> None:
+        self.bar.update(size)
+        self.done += size
+        now = self.clock()
+        if not self.bar.disable or self.done >= self.total or now - self.start < QUIET_SECONDS:
+            return  # a bar, the last chunk (the last line says it), or too soon to say anything
+        if self.last is not None:
+            seconds, draws = now - self.last[0], self.done - self.last[1]
+            if seconds < LINE_SECONDS or draws < LINE_FRACTION * self.total:
+                return
+        rate = self.done / (now - self.start)
+        eta = duration((self.total - self.done) / rate)
+        share = 100 * self.done / self.total
+        log.info("%s: %d/%d draws (%.0f%%), %.3g/s, ETA %s",
+                 self.desc, self.done, self.total, share, rate, eta)  # fmt: skip
+        self.last = (now, self.done)
+
+
 def stream_estimates(
     task: Task,
     estimator: Estimator,
@@ -143,7 +199,7 @@ def stream_estimates(
     The estimator runs in eval mode (no baseline or other state is updated); the task's
     parameters are not changed. The first ``warmup_size`` draws are timed apart
     (``warmup_seconds``), so ``seconds_per_estimate`` is the warm rate; ``consume``'s own time
-    is not counted.
+    is not counted, nor is the progress it shows (``Progress``).
     """
     module = Surrogate(task, estimator)
     params = {f"task.{name}": p.detach() for name, p in task.estimand().items()}
@@ -156,7 +212,7 @@ def stream_estimates(
     draw = (_vectorized if use_vmap else _loop)(module, params, batch)
     timed = [0.0, 0.0]  # seconds of the warm-up part, of the rest
 
-    def part(start: int, stop: int, which: int, bar: tqdm) -> None:
+    def part(start: int, stop: int, which: int, progress: Progress) -> None:
         for first in range(start, stop, chunk):
             size = min(chunk, stop - first)
             began = time.perf_counter()
@@ -165,12 +221,12 @@ def stream_estimates(
                 torch.cuda.synchronize()
             timed[which] += time.perf_counter() - began
             consume(out)
-            bar.update(size)
+            progress.update(size)
 
     try:
-        with tqdm(total=samples, desc=desc, leave=False, disable=None) as bar:
-            part(0, warm, 0, bar)
-            part(warm, samples, 1, bar)
+        with Progress(samples, f"{desc} ({estimator.label()})") as progress:
+            part(0, warm, 0, progress)
+            part(warm, samples, 1, progress)
     finally:
         estimator.train(was_training)
     rate = timed[1] / (samples - warm) if samples > warm else timed[0] / samples

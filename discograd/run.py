@@ -319,6 +319,9 @@ def run(cfg: DictConfig, output_dir: Path, logger: Logger | None = None, overrid
     window: list[float] = []
     probe_seconds = 0.0
     desc = f"{task.label()}/{probed[0].label}"
+    # off a terminal, a step line at the first logged step at or past each multiple of line_every
+    # (progress_every of the steps; round() first: 0.1 * 30 is 3.0000000000000004, whose ceil is 4)
+    line_every, next_line = max(1, math.ceil(round(cfg.progress_every * cfg.steps, 6))), 0
     try:
         with tqdm(total=cfg.steps, desc=desc, disable=None) as bar:
             for step in range(cfg.steps + 1):
@@ -338,8 +341,9 @@ def run(cfg: DictConfig, output_dir: Path, logger: Logger | None = None, overrid
                         "temperature": estimator.temperature, **learned_columns(estimator), **metrics,
                         "train_seconds": time.perf_counter() - start - probe_seconds, "probe_seconds": probe_seconds,
                     })  # fmt: skip
-                    if bar.disable:  # no terminal: plain log lines instead of the bar
+                    if bar.disable and (step >= next_line or step == cfg.steps):  # no terminal: lines, not a bar
                         log.info("step %d/%d: %s", step, cfg.steps, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+                        next_line = (step // line_every + 1) * line_every
                     window = []
                 if step == cfg.steps:
                     break

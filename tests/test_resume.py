@@ -74,16 +74,32 @@ def test_killed_sweep_resumes_only_unfinished_jobs(tmp_path):
     assert len(runs) == 6 and not runs.duplicated(["config_id", "seed"]).any() and set(runs["status"]) == {"ok"}
 
 
-def test_resume_reruns_a_changed_config(tmp_path):
-    """The hash, not the folder, decides: the same folder with another steps value runs again."""
+def test_a_folder_holding_another_configuration_is_not_overwritten(tmp_path):
+    """The hash, not the folder, decides: the same config in the same folder is skipped by
+    resume=true (or rerun without it); another config (steps=6) there is refused before work,
+    exit 2, naming the folder and what it holds, unless overwrite=true; so is a sweep whose
+    job folders hold other jobs (seed=1,0 after seed=0,1)."""
     run_dir = tmp_path / "run"
     first = discograd(["steps=4", "probe.samples=50", f"hydra.run.dir={run_dir}"], tmp_path)
     assert first.rc == 0, str(first)
     same = discograd(["steps=4", "probe.samples=50", "resume=true", f"hydra.run.dir={run_dir}"], tmp_path)
     assert "resume: skipped" in same.output
+    kept = (run_dir / "summary.json").read_bytes()
     changed = discograd(["steps=6", "probe.samples=50", "resume=true", f"hydra.run.dir={run_dir}"], tmp_path)
-    assert "resume: skipped" not in changed.output and changed.rc == 0
+    assert changed.rc == 2 and "Traceback" not in changed.output, str(changed)
+    assert changed.last_error_line() == (
+        f"discograd: error: {run_dir} already holds another configuration's results (config_id "
+        f"{json.loads(kept)['config_id']}, seed 0: steps=4 probe.samples=50); write elsewhere "
+        "(hydra.run.dir / hydra.sweep.dir) or add overwrite=true to replace them"
+    )
+    assert (run_dir / "summary.json").read_bytes() == kept
+    replaced = discograd(["steps=6", "probe.samples=50", "overwrite=true", f"hydra.run.dir={run_dir}"], tmp_path)
+    assert replaced.rc == 0, str(replaced)
     assert pd.read_csv(run_dir / "stats.csv")["step"].max() == 6
+    sweep = ["-m", "steps=2", "probe.samples=20", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    assert discograd([*sweep, "seed=0,1"], tmp_path).rc == 0
+    swapped = discograd([*sweep, "seed=1,0"], tmp_path)
+    assert swapped.rc == 2 and f"{tmp_path / 'sweep' / '0'} already holds" in swapped.last_error_line(), str(swapped)
 
 
 def test_ctrl_c_marks_a_single_run_interrupted_and_resume_reruns_it(tmp_path):
@@ -103,6 +119,7 @@ def test_ctrl_c_marks_a_single_run_interrupted_and_resume_reruns_it(tmp_path):
     report = subprocess.run([sys.executable, "-m", "discograd.report", str(run_dir)], capture_output=True, text=True)
     assert report.returncode == 0 and "1 runs (1 did not finish ok)" in report.stdout
     assert "interrupted by Ctrl-C" in (run_dir / "report" / "report.html").read_text()
-    resumed = discograd([*args[1:], "steps=30", "resume=true"], tmp_path)  # a shorter run of the same folder
+    # a shorter run is another configuration: it may replace the interrupted one when told to
+    resumed = discograd([*args[1:], "steps=30", "resume=true", "overwrite=true"], tmp_path)
     assert resumed.rc == 0 and "resume: skipped" not in resumed.output, str(resumed)
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "ok"
