@@ -17,10 +17,14 @@ from typing import Any
 
 import pandas as pd
 import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from analysis.schema import STATS, SUMMARY, TRAIN, SchemaError, Table, check_summary, read_csv
 
-RUN_COLUMNS = ["run", *SUMMARY.names]
+# summary.json's optional fields the runs table carries ("" where an older summary lacks one)
+RUN_EXTRA = ("warning",)
+RUN_COLUMNS = list(dict.fromkeys(["run", *SUMMARY.names, *RUN_EXTRA]))
 UNREADABLE_COLUMNS = ["run", "file", "error"]
 
 
@@ -49,11 +53,36 @@ def _overrides(folder: Path) -> str:
 
 
 def _sweep(root: Path) -> dict:
-    """The sweep's config: multirun.yaml at a sweep's root, else the run's own .hydra."""
-    for path in (root / "multirun.yaml", root / ".hydra" / "config.yaml"):
-        if path.exists():
-            return {"root": str(root), "config": path.read_text(), "overrides": _overrides(root)}
-    return {"root": str(root), "config": "", "overrides": ""}
+    """What a root ran: ``overrides``, the command line's (a sweep's from multirun.yaml, whose
+    ``hydra.overrides.task`` they are, else the run's .hydra/overrides.yaml); ``sweeper``, the
+    swept values the config itself sets (an experiment's ``hydra.sweeper.params``, less the
+    keys the command line overrides: those win); ``config``, the config of its first job as
+    run (.hydra/config.yaml, interpolations resolved where they can be; no ``hydra`` node),
+    ``config_of``, that job's folder; ``runs``, how many runs the root holds."""
+    overrides, sweeper = _overrides(root), ""
+    if (root / "multirun.yaml").exists():
+        node = (yaml.safe_load((root / "multirun.yaml").read_text()) or {}).get("hydra") or {}
+        typed = (node.get("overrides") or {}).get("task") or []
+        keys = {t.split("=", 1)[0].lstrip("+~") for t in typed}
+        params = (node.get("sweeper") or {}).get("params") or {}
+        overrides = " ".join(typed)
+        sweeper = " ".join(f"{k}={v}" for k, v in params.items() if k not in keys)
+    runs = run_dirs(root)
+    jobs = [f for f in [root, *runs] if (f / ".hydra" / "config.yaml").exists()]
+    config = _resolved(jobs[0] / ".hydra" / "config.yaml") if jobs else ""
+    config_of = _label(root, jobs[0], False) if jobs else ""
+    return {"root": str(root), "overrides": overrides, "sweeper": sweeper, "config": config,
+            "config_of": config_of, "runs": len(runs)}
+
+
+def _resolved(path: Path) -> str:
+    """A job's config.yaml with its interpolations (``${temperature}``) resolved; as written
+    where one cannot be (a resolver only Hydra registers)."""
+    text = path.read_text()
+    try:
+        return OmegaConf.to_yaml(OmegaConf.create(yaml.safe_load(text) or {}), resolve=True)
+    except (OmegaConfBaseException, yaml.YAMLError):
+        return text
 
 
 def _label(root: Path, folder: Path, several: bool) -> str:
@@ -135,7 +164,8 @@ def collect(*roots: Path, strict: bool = True) -> Collection:
                 unreadable += [(label, str(path), str(error)) for path, error in problems]
                 continue
             summary = files["summary.json"]
-            runs.append({"run": label, **{k: summary.get(k) for k in SUMMARY.names}})
+            runs.append({"run": label, **{k: summary.get(k) for k in SUMMARY.names},
+                         **{k: summary.get(k) or "" for k in RUN_EXTRA}})
             if "stats.csv" in files:
                 stats.append(files["stats.csv"].assign(run=label))
             if "train.csv" in files:

@@ -1,11 +1,20 @@
 """The report's figures: each a pure function DataFrame -> matplotlib Figure (seaborn style).
 
 Inputs are the tables of analysis/: ``summary`` from aggregate.summarize (one row per
-configuration and step), ``stats`` and ``train`` from collect. One panel per task; colours
-are fixed per estimator across figures; every legend sits outside the axes (to the right of
-the panels), so it never covers data.
+configuration and step), ``stats`` and ``train`` from collect. One panel per task; a line's
+colour is its estimator's hue (lighter for each further configuration of it); every legend
+sits outside the axes (right of the panels, or below them when long), so it covers no data.
+
+How to read them: intervals are the 95% CIs of aggregate.summarize (bands along a curve,
+error bars on points). Axes of quantities that are often estimated as 0 (bias, variance)
+are symlog: logarithmic above a threshold the axis label names, linear from 0 up to it, so
+a zero has its own place, marked by a black line, and small values still show.
+Temperatures are compared at 3 significant digits (a float32 0.1 is the temperature 0.1).
 """
 from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
 
 import matplotlib
 
@@ -17,32 +26,65 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from analysis.schema import CONFIG_KEY  # noqa: E402
 from analysis.tables import distinguishing  # noqa: E402
 
-# the training metric shown per task: the first of these its train.csv has
-TRAIN_METRICS = ("exact_objective", "kl", "train_neg_elbo", "objective")
+# train.csv metric -> its name in words; a task's curve is the first of these its train.csv has
+METRIC_LABELS = {
+    "exact_objective": "exact objective E_q[f(z)]",
+    "kl": "KL(q || p)",
+    "train_neg_elbo": "train -ELBO (nats)",
+    "test_neg_elbo": "test -ELBO (nats)",
+    "test_iwae_100": "test -IWAE bound, k=100 (nats)",
+    "objective": "objective (mean estimate since the last row)",
+}
+DECADES = 4  # a symlog axis is logarithmic at most this many decades below its largest value
+LINESTYLES = ["--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (8, 2))]
+MARKERS = "osD^v*X<>"
 
 
-def palette(estimators: list[str]) -> dict[str, tuple]:
-    names = sorted(set(estimators))
-    return dict(zip(names, sns.color_palette("tab10", len(names))))
+def palette(labels: pd.Series, estimators: pd.Series) -> dict[str, tuple]:
+    """A colour per line label: its estimator's hue (tab10; husl beyond ten estimators), each
+    further label of one estimator (another configuration of it) a lighter shade."""
+    pairs = pd.DataFrame({"label": labels, "estimator": estimators}).drop_duplicates("label")
+    names = sorted(pairs["estimator"].unique())
+    hues = dict(zip(names, sns.color_palette("tab10" if len(names) <= 10 else "husl", len(names))))
+    colours = {}
+    for estimator, group in pairs.groupby("estimator"):
+        hue, variants = np.array(hues[estimator]), sorted(group["label"])
+        for i, label in enumerate(variants):
+            colours[label] = tuple(hue + (1 - hue) * 0.6 * i / max(1, len(variants) - 1))
+    return colours
 
 
-def _panels(tasks: list[str], title: str) -> tuple[Figure, list[plt.Axes]]:
+def _panels(tasks: list[str], title: str, height: float = 4.0, stacked: list[float] | None = None):
+    """One axes per task, side by side (or one above the other, ``stacked`` giving their
+    relative heights); returns (figure, axes)."""
     sns.set_theme(style="whitegrid", context="notebook")
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.0 * len(tasks), 4.0), squeeze=False, layout="constrained")
+    shape, width = ((len(tasks), 1), 7.5) if stacked else ((1, len(tasks)), 5.0 * len(tasks))
+    fig, axes = plt.subplots(*shape, figsize=(width, height), squeeze=False, layout="constrained",
+                             height_ratios=stacked)  # fmt: skip
     fig.suptitle(title)
-    for ax, task in zip(axes[0], tasks):
+    for ax, task in zip(axes.ravel(), tasks):
         ax.set_title(task)
-    return fig, list(axes[0])
+    return fig, list(axes.ravel())
 
 
 def _legend(fig: Figure, handles: list, title: str = "estimator") -> None:
-    """One legend for the figure, outside the panels on the right."""
-    if handles:
-        fig.legend(handles=handles, title=title, loc="outside right center", frameon=False)
+    """One legend for the figure, outside the panels: on the right where one column fits the
+    figure's height, else below in columns, the figure made taller to hold it."""
+    if not handles:
+        return
+    style = dict(handles=handles, title=title, frameon=False, fontsize=9)
+    if len(handles) <= max(4, int((fig.get_figheight() - 1.0) / 0.25)):
+        fig.legend(loc="outside right center", **style)
+        return
+    column = 0.7 + 0.075 * max(len(h.get_label()) for h in handles)  # inches
+    ncols = max(1, int(fig.get_figwidth() // column))
+    fig.set_figheight(fig.get_figheight() + 0.5 + 0.22 * -(-len(handles) // ncols))
+    fig.legend(loc="outside lower center", ncols=ncols, **style)
 
 
 def _empty(title: str, message: str) -> Figure:
@@ -51,6 +93,11 @@ def _empty(title: str, message: str) -> Figure:
     ax.text(0.5, 0.5, message, ha="center", va="center")
     fig.suptitle(title)
     return fig
+
+
+def _tau(temperatures: pd.Series) -> pd.Series:
+    """Temperatures at 3 significant digits (NaN: none), so float noise makes no new one."""
+    return temperatures.astype(float).map(lambda t: float(f"{t:.3g}"))
 
 
 def _series(frame: pd.DataFrame) -> pd.Series:
@@ -62,161 +109,298 @@ def _series(frame: pd.DataFrame) -> pd.Series:
 
 
 def _first_step(summary: pd.DataFrame) -> pd.DataFrame:
-    """Each configuration (CONFIG_KEY) at its first probe step, with its ``series`` label."""
+    """Each configuration (CONFIG_KEY) at its first probe step, with its ``series`` label and
+    its temperature as ``tau``."""
     first = summary[summary["step"] == summary.groupby(CONFIG_KEY)["step"].transform("min")]
-    return first.assign(series=_series(first))
+    return first.assign(series=_series(first), tau=_tau(first["temperature"]))
+
+
+def _label(row: pd.Series) -> str:
+    return row["series"] if pd.isna(row["tau"]) else f"{row['series']} τ={row['tau']:g}"
+
+
+def _err(mid, lo, hi) -> np.ndarray:
+    """[2, n] distances from ``mid`` down to ``lo`` and up to ``hi``, for errorbar (0 where unknown)."""
+    mid, lo, hi = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (mid, lo, hi))
+    return np.nan_to_num(np.vstack([mid - lo, hi - mid]).clip(min=0))
+
+
+def _zero_aware(ax: plt.Axes, axis: str, values) -> str:
+    """Sets ``axis`` ("x" or "y") to symlog, linear below the smallest positive value (at most
+    DECADES decades below the largest, floored to a power of ten), limits from just below 0,
+    and marks 0 with a black line. Returns the axis-label suffix that says so."""
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    positive = v[v > 0]
+    top = positive.max() if len(positive) else 1.0
+    smallest = max(positive.min() if len(positive) else top, top / 10**DECADES)
+    threshold = 10.0 ** np.floor(np.log10(smallest))
+    getattr(ax, f"set_{axis}scale")("symlog", linthresh=threshold, linscale=0.4)
+    getattr(ax, f"set_{axis}lim")(-0.3 * threshold, 2.5 * max(top, threshold))
+    (ax.axhline if axis == "y" else ax.axvline)(0, color="black", lw=0.9, zorder=1)
+    return f"(0 marked; log above {threshold:g})"
+
+
+def _styles(taus: pd.Series, kind: str) -> tuple[Callable[[float], object], list[Line2D]]:
+    """A ``kind`` ("marker" or "linestyle") per temperature, and the legend's entries: one
+    per temperature (black, in its style) and "no temperature" where one is missing.
+    Returns (temperature -> style, entries)."""
+    cycle, none = (MARKERS, "P") if kind == "marker" else (LINESTYLES, "-")
+    styles = {t: cycle[i % len(cycle)] for i, t in enumerate(sorted(taus.dropna().unique()))}
+    labels = {f"τ={t:g}": s for t, s in styles.items()}
+    labels |= {"no temperature": none} if taus.isna().any() else {}
+    look = {"linestyle": ""} if kind == "marker" else {}
+    entries = [Line2D([], [], color="black", label=label, **look, **{kind: s}) for label, s in labels.items()]
+    return (lambda t: styles.get(t, none)), entries
+
+
+def _swatches(colours: dict, **look) -> list[Line2D]:
+    return [Line2D([], [], color=colours[name], label=name, **look) for name in sorted(colours)]
+
+
+# ------------------------------------------------------------------ metric vs temperature
+
+
+def _point(ax: plt.Axes, x: float, row: pd.Series, metric: str, colour) -> None:
+    ax.errorbar(x, row[metric], yerr=_err(*row[[metric, f"{metric}_lo", f"{metric}_hi"]]), fmt="o", ms=5,
+                color=colour, capsize=3)  # fmt: skip
+
+
+def _free(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of estimators without a temperature, one per line label (in a run's basket
+    they are probed in every run of the sweep: at the first probe, the same measurement)."""
+    return rows[rows["tau"].isna()].drop_duplicates("series").sort_values("series")
+
+
+def _over_temperature(ax: plt.Axes, rows: pd.DataFrame, metric: str, colours: dict) -> dict:
+    """Estimators with a temperature: mean (points) and CI band over it (log x); the others:
+    a dashed line at their mean across, and their CI as an error bar right of the last
+    temperature, above the tick "no τ"."""
+    handles, taus = {}, sorted(rows["tau"].dropna().unique())
+    for series, group in rows[rows["tau"].notna()].groupby("series"):
+        group, colour = group.sort_values("tau"), colours[series]
+        ax.plot(group["tau"], group[metric], marker="o", ms=5, color=colour)
+        ax.fill_between(group["tau"], group[f"{metric}_lo"], group[f"{metric}_hi"], color=colour,
+                        alpha=0.1, lw=0)  # fmt: skip
+        handles[series] = Line2D([], [], color=colour, marker="o", label=series)
+    free = _free(rows)
+    at = taus[-1] * 1.5 * (1.06 ** np.arange(len(free)))
+    for x, (_, row) in zip(at, free.iterrows()):
+        colour = colours[row["series"]]
+        ax.axhline(row[metric], color=colour, linestyle="--", lw=1)
+        _point(ax, x, row, metric, colour)
+        label = f"{row['series']} (no temperature)"
+        handles[label] = Line2D([], [], color=colour, linestyle="--", label=label)
+    ax.set_xscale("log")
+    ticks = taus + ([float(np.sqrt(at[0] * at[-1]))] if len(free) else [])
+    ax.set_xticks(ticks, [f"{t:g}" for t in taus] + (["no τ"] if len(free) else []))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    if len(free):
+        ax.axvline(taus[-1] * 1.22, color="lightgrey", lw=1)
+    ax.set_xlabel("temperature τ")
+    return handles
+
+
+def _at_one_temperature(ax: plt.Axes, rows: pd.DataFrame, metric: str, colours: dict) -> dict:
+    """One temperature or none: each configuration a point with its CI as an error bar, side
+    by side (an estimator without a temperature also gets a short dashed line at its mean)."""
+    handles = {}
+    rows = pd.concat([rows[rows["tau"].notna()].sort_values("series"), _free(rows)])
+    for at, (_, row) in enumerate(rows.iterrows()):
+        colour, free = colours[row["series"]], pd.isna(row["tau"])
+        _point(ax, at, row, metric, colour)
+        if free:
+            ax.plot([at - 0.35, at + 0.35], [row[metric]] * 2, color=colour, linestyle="--")
+        label = f"{row['series']} (no temperature)" if free else row["series"]
+        handles[label] = Line2D([], [], color=colour, marker="o", linestyle="--" if free else "-",
+                                label=label)  # fmt: skip
+    ax.set_xticks(range(len(rows)), [_label(r) for _, r in rows.iterrows()], rotation=30, ha="right")
+    ax.set_xlim(-0.7, len(rows) - 0.3)
+    return handles
+
+
+def _why_no_curve(taus: list[float]) -> str:
+    return f"single temperature τ={taus[0]:g}" if taus else "no estimator here reads a temperature"
 
 
 def versus_temperature(summary: pd.DataFrame, metric: str, label: str) -> Figure:
-    """metric (mean, 95% CI) vs temperature per estimator, log-log; estimators without a
-    temperature are horizontal dashed lines (with their CI as a band)."""
+    """``metric`` (mean over seeds, 95% CI) against temperature at the first probe, per
+    estimator: a line with a CI band over the temperatures (log axis); an estimator without
+    a temperature is a dashed line at its mean, its CI an error bar at "no τ". The y axis is
+    symlog with 0 marked. With a single temperature (or none) there is no curve to draw: the
+    title (a panel's title, where only that task has one) says so, and each configuration
+    is a point with an error bar."""
     title = f"{label} vs temperature (first probe)"
     if summary.empty:
         return _empty(title, "no probe statistics")
     data = _first_step(summary)
-    tasks, colours = sorted(data["task"].unique()), palette(data["series"])
-    fig, axes = _panels(tasks, title)
+    taus = sorted(data["tau"].dropna().unique())
+    if len(taus) < 2:
+        title = f"{label} (first probe)\n{_why_no_curve(taus)}: no curve over temperature, a point each"
+    tasks, colours = sorted(data["task"].unique()), palette(data["series"], data["estimator"])
+    fig, axes = _panels(tasks, title, 4.5 if len(taus) < 2 else 4.0)
     handles = {}
     for ax, task in zip(axes, tasks):
         rows = data[data["task"] == task]
-        swept = rows[rows["temperature"].notna()]
-        for estimator, group in swept.groupby("series"):
-            group = group.sort_values("temperature")
-            err = np.vstack([group[metric] - group[f"{metric}_lo"], group[f"{metric}_hi"] - group[metric]])
-            ax.errorbar(group["temperature"], group[metric], yerr=np.nan_to_num(err.clip(min=0)), marker="o",
-                        capsize=3, color=colours[estimator])  # fmt: skip
-            handles[estimator] = Line2D([], [], color=colours[estimator], marker="o", label=estimator)
-        for estimator, group in rows[rows["temperature"].isna()].groupby("series"):
-            row = group.iloc[0]
-            ax.axhline(row[metric], color=colours[estimator], linestyle="--")
-            if np.isfinite([row[f"{metric}_lo"], row[f"{metric}_hi"]]).all():
-                ax.axhspan(row[f"{metric}_lo"], row[f"{metric}_hi"], color=colours[estimator], alpha=0.12)
-            handles[estimator] = Line2D([], [], color=colours[estimator], linestyle="--", label=f"{estimator} (no temperature)")
-        ax.set_xscale("log")
-        if (rows[metric] > 0).all():
-            ax.set_yscale("log")
-        ax.set_xlabel("temperature")
-        ax.set_ylabel(label)
+        here = sorted(rows["tau"].dropna().unique())
+        if len(here) < 2 <= len(taus):
+            ax.set_title(f"{task}: {_why_no_curve(here)}")
+        handles |= (_over_temperature if len(here) >= 2 else _at_one_temperature)(ax, rows, metric, colours)
+        scale = _zero_aware(ax, "y", rows[[metric, f"{metric}_lo", f"{metric}_hi"]])
+        ax.set_ylabel(f"{label}\n{scale}")
     _legend(fig, [handles[k] for k in sorted(handles)])
     return fig
 
 
 def variance_vs_temperature(summary: pd.DataFrame) -> Figure:
-    return versus_temperature(summary, "variance", "variance tr Cov")
+    return versus_temperature(summary, "variance", "variance tr Cov(g)")
 
 
 def bias_vs_temperature(summary: pd.DataFrame) -> Figure:
-    return versus_temperature(summary, "bias_norm", "bias norm")
+    return versus_temperature(summary, "bias_norm", "bias norm ||E g - ∇||")
 
 
-def _label(row: pd.Series) -> str:
-    return row["series"] if pd.isna(row["temperature"]) else f"{row['series']} τ={row['temperature']:g}"
+# ------------------------------------------------------------------ bias², variance, work
+
+
+def _iso_mse(ax: plt.Axes) -> None:
+    """Grey curves bias² + variance = c at powers of ten c across the axes' limits, each
+    labelled "MSE c" where it crosses the diagonal (else near the top or right edge; a curve
+    with no room for its label inside the axes is left out)."""
+    (_, x1), (_, y1) = ax.get_xlim(), ax.get_ylim()
+    smallest = min(ax.xaxis.get_transform().linthresh, ax.yaxis.get_transform().linthresh)
+    for c in 10.0 ** np.arange(np.floor(np.log10(smallest)), np.ceil(np.log10(x1 + y1)) + 1):
+        spots = [(c / 2, c / 2), (c - 0.5 * y1, 0.5 * y1), (0.5 * x1, c - 0.5 * x1)]
+        inside = [(x, y) for x, y in spots if 0 < x <= x1 / 1.6 and 0 < y <= y1 / 1.3]
+        if not inside:  # a curve that cannot carry its label inside the axes is not drawn
+            continue
+        bend = min(c, smallest)  # where the symlog axes turn linear
+        v = np.concatenate([np.linspace(0, bend, 50), np.geomspace(bend, c, 300)])
+        ax.plot(v, c - v, color="grey", lw=0.7, alpha=0.7, zorder=0)  # the limits are set: no autoscale
+        ax.text(*inside[0], f"MSE {c:g}", color="dimgrey", fontsize=7, ha="center", va="center",
+                bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8))  # fmt: skip
 
 
 def bias_variance_plane(summary: pd.DataFrame) -> Figure:
-    """bias^2 against variance (log-log) per configuration, with iso-MSE lines
-    bias^2 + variance = c at powers of ten."""
-    title = "bias² vs variance (first probe); grey: iso-MSE lines"
+    """bias² against variance per configuration at the first probe, with both CIs as error
+    bars (colour: estimator, marker: temperature), on symlog axes; grey curves of equal MSE
+    (bias² + variance = c) are labelled with c. A bias estimated as 0 sits on the marked
+    bias² = 0 line, apart from the small positive ones; its bar reaches its CI's upper end."""
+    title = "bias² vs variance (first probe); grey: equal-MSE curves"
     if summary.empty:
         return _empty(title, "no probe statistics")
     data = _first_step(summary)
-    tasks, colours = sorted(data["task"].unique()), palette(data["series"])
-    markers = dict(zip(sorted(data["temperature"].dropna().unique()), "osD^v*X"))
-    no_temperature = "P"
-    fig, axes = _panels(tasks, title)
+    data = data.assign(**{f"b2{end}": data[f"bias_norm{end}"] ** 2 for end in ("", "_lo", "_hi")})
+    tasks, colours = sorted(data["task"].unique()), palette(data["series"], data["estimator"])
+    marker, entries = _styles(data["tau"], "marker")
+    fig, axes = _panels(tasks, title, 4.5)
     for ax, task in zip(axes, tasks):
         rows = data[data["task"] == task]
-        variance, bias2 = rows["variance"].clip(lower=1e-300), rows["bias_norm"] ** 2
-        x_lo, x_hi = variance.min() / 3, variance.max() * 3
-        positive = bias2[bias2 > 0]
-        y_lo = (positive.min() if len(positive) else x_lo) / 3
-        y_hi = max(bias2.max(), y_lo) * 3
-        bias2 = bias2.clip(lower=y_lo)  # a bias estimated as 0 sits on the bottom edge
-        for (_, row), v, b in zip(rows.iterrows(), variance, bias2):
-            ax.scatter(v, b, color=colours[row["series"]], marker=markers.get(row["temperature"], no_temperature), s=50, clip_on=False)
-        lo, hi = min(x_lo, y_lo), max(x_hi, y_hi)
-        grid = np.logspace(np.log10(lo), np.log10(hi), 400)
-        for c in 10.0 ** np.arange(np.floor(np.log10(lo)), np.ceil(np.log10(2 * hi)) + 1):
-            keep = grid < c
-            ax.plot(grid[keep], c - grid[keep], color="grey", lw=0.7, alpha=0.6)
-        ax.set(xlim=(x_lo, x_hi), ylim=(y_lo, y_hi))
-        ax.set(xscale="log", yscale="log", xlabel="variance", ylabel="bias² (0: on the bottom edge)")
-    handles = [Line2D([], [], color=colours[e], marker="o", linestyle="", label=e) for e in sorted(colours)]
-    handles += [Line2D([], [], color="black", marker=m, linestyle="", label=f"τ={t:g}") for t, m in markers.items()]
-    if data["temperature"].isna().any():
-        handles.append(Line2D([], [], color="black", marker=no_temperature, linestyle="", label="no temperature"))
-    _legend(fig, handles, "estimator, temperature")
+        for _, row in rows.iterrows():
+            ax.errorbar(row["variance"], row["b2"], xerr=_err(*row[["variance", "variance_lo", "variance_hi"]]),
+                        yerr=_err(*row[["b2", "b2_lo", "b2_hi"]]), fmt=marker(row["tau"]), ms=6,
+                        color=colours[row["series"]], capsize=2, elinewidth=0.8, alpha=0.85)  # fmt: skip
+        x_scale = _zero_aware(ax, "x", rows[["variance", "variance_lo", "variance_hi"]])
+        y_scale = _zero_aware(ax, "y", rows[["b2", "b2_lo", "b2_hi"]])
+        _iso_mse(ax)
+        if (rows["b2"] == 0).any():
+            ax.text(0.98, 0.0, "bias estimated 0", transform=ax.get_yaxis_transform(), ha="right",
+                    va="bottom", fontsize=8)  # fmt: skip
+        ax.set(xlabel=f"variance {x_scale}", ylabel=f"bias²\n{y_scale}")
+    _legend(fig, _swatches(colours, marker="o", linestyle="") + entries, "estimator, temperature")
     return fig
 
 
 def work_normalized_variance(summary: pd.DataFrame) -> Figure:
-    """variance x evaluations of f per configuration (log scale): the variance at equal work."""
+    """variance × evaluations of f per configuration at the first probe (the variance at
+    equal work; lower is better): a point with its 95% CI (the variance's, times the
+    evaluations) on a log axis. Configurations at 0 (exact enumeration) cannot sit on a log
+    axis: the axis label lists them."""
     title = "work-normalized variance (variance × evaluations of f), first probe"
     if summary.empty:
         return _empty(title, "no probe statistics")
     data = _first_step(summary)
-    data = data.assign(configuration=[_label(r) for _, r in data.iterrows()])
-    tasks, colours = sorted(data["task"].unique()), palette(data["series"])
-    fig, axes = _panels(tasks, title)
+    data = data.assign(configuration=[_label(r) for _, r in data.iterrows()],
+                       wnv=data["work_normalized_variance"], lo=data["variance_lo"] * data["evaluations"],
+                       hi=data["variance_hi"] * data["evaluations"])  # fmt: skip
+    tasks, colours = sorted(data["task"].unique()), palette(data["series"], data["estimator"])
+    sizes = [max(2, (data["task"] == t).sum()) for t in tasks]
+    fig, axes = _panels(tasks, title, 1.2 + 0.26 * sum(sizes) + 0.5 * len(tasks), stacked=sizes)
     for ax, task in zip(axes, tasks):
-        rows = data[data["task"] == task].sort_values(["series", "temperature"])
-        at = np.arange(len(rows))  # one bar per configuration, even where two share a label
-        ax.barh(at, rows["work_normalized_variance"], color=[colours[e] for e in rows["series"]])
-        ax.set_yticks(at, rows["configuration"])
+        rows = data[data["task"] == task].sort_values(["series", "tau"])
+        zero, rows = rows[~(rows["wnv"] > 0)], rows[rows["wnv"] > 0]
+        for y, (_, row) in enumerate(rows.iterrows()):  # one point per configuration, even where two share a label
+            ax.errorbar(row["wnv"], y, xerr=_err(*row[["wnv", "lo", "hi"]]), fmt="o", color=colours[row["series"]],
+                        capsize=3)  # fmt: skip
+        ax.set_yticks(range(len(rows)), rows["configuration"])
+        ax.set_ylim(len(rows) - 0.5, -0.5)
+        ends = rows[["wnv", "lo", "hi"]].to_numpy().ravel()
+        ends = ends[np.isfinite(ends) & (ends > 0)]
         ax.set_xscale("log")
-        ax.set_xlabel("variance × evaluations")
-        ax.invert_yaxis()
+        if len(ends):
+            ax.set_xlim(ends.min() / 2, ends.max() * 2)
+        zeros = ", ".join(dict.fromkeys(zero["configuration"]))
+        note = "\n" + textwrap.fill(f"= 0, not on a log axis: {zeros}", 70) if zeros else ""
+        ax.set_xlabel(f"variance × evaluations (log){note}")
     return fig
 
 
+# ------------------------------------------------------------------ along training
+
+
 def _train_metric(rows: pd.DataFrame) -> str:
-    return next(m for m in TRAIN_METRICS if m in rows and rows[m].notna().any())
+    return next(m for m in METRIC_LABELS if m in rows and rows[m].notna().any())
 
 
 def training_curves(train: pd.DataFrame, x: str = "step") -> Figure:
-    """The task's training metric (TRAIN_METRICS) against ``x`` (step or train_seconds), one line per
-    run (colour: estimator; runs at several temperatures are separate lines)."""
-    title = f"training curves vs {'training seconds (probes excluded)' if x == 'train_seconds' else 'step'}"
+    """The task's training metric (the first of METRIC_LABELS its train.csv has, named in
+    words) against ``x``: "step", or "train_seconds" (wall time of training, probes
+    excluded). One line per run; colour: estimator, line style: its temperature (solid: an
+    estimator without one)."""
+    xlabel = "training seconds (probe time excluded)" if x == "train_seconds" else "step"
+    title = f"training curves vs {xlabel}"
     if train.empty:
         return _empty(title, "no training rows")
-    tasks, colours = sorted(train["task"].unique()), palette(train["estimator"])
+    starts = _tau(train.sort_values("step").groupby("run")["temperature"].transform("first"))
+    train = train.assign(tau=starts)  # the run's first temperature: a scheduled or learned one moves
+    tasks, colours = sorted(train["task"].unique()), palette(train["estimator"], train["estimator"])
+    style, entries = _styles(train["tau"], "linestyle")
     fig, axes = _panels(tasks, title)
     for ax, task in zip(axes, tasks):
         rows = train[train["task"] == task]
         metric = _train_metric(rows)
         for _, group in rows.groupby("run"):
-            ax.plot(group[x], group[metric], color=colours[group["estimator"].iloc[0]], lw=1.2, alpha=0.8)
-        ax.set_xlabel("step" if x == "step" else "training seconds")
-        ax.set_ylabel(metric)
-    _legend(fig, [Line2D([], [], color=colours[e], label=e) for e in sorted(colours)])
+            first = group.iloc[0]
+            ax.plot(group[x], group[metric], color=colours[first["estimator"]],
+                    linestyle=style(first["tau"]), lw=1.3, alpha=0.85)  # fmt: skip
+        ax.set(xlabel=xlabel, ylabel=METRIC_LABELS[metric])
+    _legend(fig, _swatches(colours) + entries, "estimator, temperature")
     return fig
 
 
 def variance_along_training(summary: pd.DataFrame) -> Figure:
-    """Gradient variance (mean over seeds, 95% CI) at each probe step, per configuration."""
+    """Gradient variance (mean over seeds, 95% CI band) at each probe step, per configuration
+    (colour: estimator, line style: its temperature at the first probe), symlog y with 0 marked."""
     title = "gradient variance along training"
     if summary.empty:
         return _empty(title, "no probe statistics")
     summary = summary.assign(series=_series(summary))
-    tasks, colours = sorted(summary["task"].unique()), palette(summary["series"])
-    first = summary.sort_values("step").groupby(CONFIG_KEY)["temperature"].transform("first")  # a learned one moves
-    styles = dict(zip(sorted(first.dropna().unique()), ["-", "--", ":", "-."] * 3))
-    summary = summary.assign(start_temperature=first)
+    first = summary.sort_values("step").groupby(CONFIG_KEY)["temperature"].transform("first")
+    summary = summary.assign(tau=_tau(first))  # the first probe's: a learned temperature moves
+    tasks, colours = sorted(summary["task"].unique()), palette(summary["series"], summary["estimator"])
+    style, entries = _styles(summary["tau"], "linestyle")
     fig, axes = _panels(tasks, title)
     for ax, task in zip(axes, tasks):
         rows = summary[summary["task"] == task]
-        for (_, _, estimator), group in rows.groupby(CONFIG_KEY + ["series"]):
-            group = group.sort_values("step")
-            style = styles.get(group["start_temperature"].iloc[0], "-")
-            ax.plot(group["step"], group["variance"], color=colours[estimator], linestyle=style, marker="o", ms=3)
-            ax.fill_between(group["step"], group["variance_lo"], group["variance_hi"], color=colours[estimator], alpha=0.12)
-        if (rows["variance"] > 0).all():
-            ax.set_yscale("log")
-        ax.set_xlabel("step")
-        ax.set_ylabel("variance tr Cov")
-    handles = [Line2D([], [], color=colours[e], label=e) for e in sorted(colours)]
-    handles += [Line2D([], [], color="black", linestyle=s, label=f"τ={t:g}") for t, s in styles.items()]
-    _legend(fig, handles, "estimator, temperature")
+        for (_, _, series), group in rows.groupby(CONFIG_KEY + ["series"]):
+            group, colour = group.sort_values("step"), colours[series]
+            ax.plot(group["step"], group["variance"], color=colour, linestyle=style(group["tau"].iloc[0]),
+                    marker="o", ms=3)  # fmt: skip
+            ax.fill_between(group["step"], group["variance_lo"], group["variance_hi"], color=colour,
+                            alpha=0.12, lw=0)  # fmt: skip
+        scale = _zero_aware(ax, "y", rows[["variance", "variance_lo", "variance_hi"]])
+        ax.set(xlabel="step", ylabel=f"variance tr Cov(g)\n{scale}")
+    _legend(fig, _swatches(colours) + entries, "estimator, temperature")
     return fig
 
 

@@ -4,8 +4,10 @@ Writes into ``--out`` (default: DIR/report for the first DIR):
     summary.csv          per configuration and probe step: mean over seeds and 95% CI of
                          every metric (analysis/aggregate.py)
     figures/NAME.png|svg every figure of analysis/figures.py
-    report.html          self-contained (figures embedded): tables, figures, failed runs and
-                         unreadable ones, the sweep's config and overrides, the environment
+    report.html          self-contained (figures embedded): the results table (step 0 beside
+                         the final step), figures, the runs that failed, warned (summary.json's
+                         warning) or could not be read, the sweep's overrides and the config of
+                         one of its jobs, the environment
     report.md            the same for a repository page (figures linked)
 Every file is written atomically. The command line (and its ``--wandb``) is
 discograd/report.py: analysis imports no torch and nothing of discograd.
@@ -27,35 +29,36 @@ from matplotlib.figure import Figure
 from analysis.aggregate import summarize
 from analysis.collect import Collection, collect
 from analysis.figures import all_figures
-from analysis.tables import distinguishing, first_probes, interval
+from analysis.tables import distinguishing, first_and_final, step_columns, step_labels, temperatures
 from primitives.io import write_atomic
 
 PACKAGES = ("torch", "hydra-core", "numpy", "pandas", "scipy", "seaborn", "matplotlib", "wandb")
 
 
 def results_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """The headline table: every configuration (CONFIG_KEY) at its first probe step."""
+    """The headline table: every configuration (CONFIG_KEY) at its first and final probe step
+    side by side (once where it was probed at one step), by final MSE within each task."""
     if summary.empty:
         return pd.DataFrame()
-    first = first_probes(summary)
+    rows = first_and_final(summary)
+    at = step_labels(rows)
+    short = "{:.3g}".format
+    cost = {"evals": rows["evaluations_final"].map("{:g}".format),  # at the final step
+            "var. x evals": rows["work_normalized_variance_final"].map(short),
+            "µs / est.": (rows["seconds_per_estimate_final"] * 1e6).map(short)}  # fmt: skip
+    columns = step_columns(rows, at)
+    warning = columns.pop("warning")
     table = pd.DataFrame({
-        "task": first["task"], "family": first["family"], "estimator": first["estimator"],
-        "overrides": distinguishing(first), "knobs": first["knobs"],
-        "temperature": first["temperature"].map(lambda t: "" if pd.isna(t) else f"{t:g}"),
-        "step": first["step"], "seeds": first["seeds"],
-        "bias norm [95% CI]": [interval(*v) for v in first[["bias_norm", "bias_norm_lo", "bias_norm_hi"]].values],
-        "variance [95% CI]": [interval(*v) for v in first[["variance", "variance_lo", "variance_hi"]].values],
-        "MSE": first["mse"].map(lambda v: f"{v:.3g}"),
-        "evaluations": first["evaluations"].map(lambda v: f"{v:g}"),
-        "variance x evaluations": first["work_normalized_variance"].map(lambda v: f"{v:.3g}"),
-        "us / estimate": (first["seconds_per_estimate"] * 1e6).map(lambda v: f"{v:.3g}"),
-        "warning": first["warning"],
-        "config_id": first["config_id"],
+        "task": rows["task"], "family": rows["family"], "estimator": rows["estimator"],
+        "overrides": distinguishing(rows, by_temperature=True), "knobs": rows["knobs"], "temp.": temperatures(rows),
+        **columns, **cost, "warning": warning, "config_id": rows["config_id"],
     }).reset_index(drop=True)  # fmt: skip
+    if rows.groupby("task")["family"].nunique().max() == 1:
+        table = table.drop(columns="family")  # the task says it
     return table.drop(columns="overrides") if (table["overrides"] == "").all() else table
 
 
-PROBLEM_COLUMNS = ["run", "status", "task", "estimator", "device", "error"]
+PROBLEM_COLUMNS = ["run", "status", "task", "estimator", "device", "error", "warning"]
 
 
 def failed_runs(collection: Collection) -> pd.DataFrame:
@@ -63,15 +66,23 @@ def failed_runs(collection: Collection) -> pd.DataFrame:
     return runs.loc[runs["status"] != "ok", PROBLEM_COLUMNS].reset_index(drop=True)
 
 
+def warned_runs(collection: Collection) -> pd.DataFrame:
+    """The runs that finished ok with a warning in their summary.json (one that likely
+    diverged without a non-finite objective, say)."""
+    runs = collection.runs
+    warned = (runs["status"] == "ok") & (runs["warning"].fillna("") != "")
+    return runs.loc[warned, PROBLEM_COLUMNS].reset_index(drop=True)
+
+
 def problem_runs(collection: Collection) -> pd.DataFrame:
-    """The runs that did not finish ok, then one row per unreadable file (status "unreadable",
-    the error naming the file; task, estimator and device left empty)."""
-    failed = failed_runs(collection)
-    if collection.unreadable.empty:
-        return failed
+    """The runs that did not finish ok, those that did with a warning, then one row per
+    unreadable file (status "unreadable", the error naming the file; task, estimator, device
+    and warning left empty)."""
     unreadable = collection.unreadable.assign(status="unreadable")
-    unreadable = unreadable.reindex(columns=PROBLEM_COLUMNS, fill_value="")
-    return pd.concat([failed, unreadable], ignore_index=True) if len(failed) else unreadable
+    parts = [failed_runs(collection), warned_runs(collection),
+             unreadable.reindex(columns=PROBLEM_COLUMNS, fill_value="")]  # fmt: skip
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else failed_runs(collection)
 
 
 def counts(collection: Collection) -> str:
@@ -103,31 +114,95 @@ def _html_table(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, border=0, classes="table", na_rep="") if not frame.empty else "<p>none</p>"
 
 
+WRAPPED = ("overrides", "knobs", "warning")  # long text, wrapped (a CSS class each)
+
+
+def _results_cell(column: str):
+    """A cell of the results table as HTML: a CI under its value, long text wrapped."""
+    def cell(value) -> str:
+        text = html.escape(str(value))
+        if column.startswith(("bias norm @", "variance @")) and " [" in text:
+            point, ci = text.split(" ", 1)
+            return f'{point}<br><span class="ci">{ci}</span>'
+        if column in WRAPPED and text:  # a long override wraps after its "=" first
+            return f'<span class="{column}">{text.replace("=", "=<wbr>")}</span>'
+        return f'<span class="id">{text}</span>' if column == "config_id" else text
+    return cell
+
+
+def _results_html(frame: pd.DataFrame) -> str:
+    """The results table in HTML, fit to a page: the config_id under the task, the knobs
+    under the estimator's name."""
+    if frame.empty:
+        return "<p>none</p>"
+    cells = pd.DataFrame({c: frame[c].map(_results_cell(c)) for c in frame.columns})
+    for column, under in (("task", "config_id"), ("estimator", "knobs")):
+        if under in cells:
+            below = cells.pop(under)
+            cells[column] = [c + ("<br>" + b if b else "") for c, b in zip(cells[column], below)]
+            cells = cells.rename(columns={column: f"{column}, {under}"})
+    table = cells.to_html(index=False, border=0, classes="table results", escape=False)
+    return f'<div class="wide">{table}</div>'  # scrolls by itself where it cannot fit
+
+
+def results_heading(results: pd.DataFrame) -> str:
+    """"Results (...)": what the table holds and how it is sorted."""
+    mse = [c for c in results.columns if c.startswith("MSE @")]
+    order = f"; by {mse[-1]} within a task" if mse else ""
+    return f"Results (mean over seeds, 95% CI{order})"
+
+
+def _sweep_html(sweep: dict) -> str:
+    lines = [f"<h3>{html.escape(sweep['root'])}</h3>",
+             f"<p>overrides: <code>{html.escape(sweep['overrides'] or '(none)')}</code></p>"]  # fmt: skip
+    if sweep["sweeper"]:
+        sweeper = html.escape(sweep["sweeper"])
+        lines.append(f"<p>sweeps (hydra.sweeper.params): <code>{sweeper}</code></p>")
+    if sweep["config"]:
+        config = html.escape(sweep["config"])
+        lines.append(f"<p>{html.escape(_config_of(sweep))}:</p><pre>{config}</pre>")
+    return "\n".join(lines)
+
+
+def _config_of(sweep: dict) -> str:
+    """Whose config the section shows: one job's .hydra/config.yaml, resolved."""
+    run = "this run" if sweep["config_of"] == "." else f"run {sweep['config_of']}"
+    text = f"config of {run} (its .hydra/config.yaml, interpolations resolved)"
+    others = sweep["runs"] - 1
+    return text + (f"; the {others} other runs differ from it in their overrides" if others else "")
+
+
+STYLE = (
+    "body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}"
+    "table{border-collapse:collapse;font-size:0.9em} img{max-width:100%} figure{margin:1em 0}"
+    "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}"
+    "pre{background:#f6f6f6;padding:1em;overflow:auto;max-height:30em}"
+    # the results table fits a 1280 px page: small type, a CI under its value, long text wrapped
+    "table.results{font-size:0.7em} table.results td,table.results th{padding:2px 3px}"
+    "table.results td{white-space:nowrap} .wide{overflow-x:auto} .ci{color:#666;font-size:0.85em}"
+    ".id,.knobs{color:#666;font-size:0.85em} .id{font-family:monospace}"
+    ".overrides,.knobs,.warning{display:inline-block;white-space:normal;overflow-wrap:break-word}"
+    ".overrides{min-width:9em;max-width:13em} .knobs{max-width:10em} .warning{min-width:9em;max-width:13em}"
+)
+PROBLEMS = "Runs that did not finish ok, finished with a warning, or could not be read"
+
+
 def render_html(tables: dict[str, pd.DataFrame], pngs: dict[str, bytes], collection: Collection, title: str) -> str:
     figures = "\n".join(
         f'<figure><img alt="{name}" src="data:image/png;base64,{base64.b64encode(png).decode()}"><figcaption>{name}</figcaption></figure>'
         for name, png in pngs.items()
     )
-    sweeps = "\n".join(
-        f"<h3>{html.escape(s['root'])}</h3><p>overrides: <code>{html.escape(s['overrides'] or '(none)')}</code></p>"
-        f"<pre>{html.escape(s['config'])}</pre>"
-        for s in collection.sweeps
-    )
-    style = (
-        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px} table{border-collapse:collapse;font-size:0.9em}"
-        "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left} img{max-width:100%}"
-        "pre{background:#f6f6f6;padding:1em;overflow:auto;max-height:30em} figure{margin:1em 0}"
-    )
+    sweeps = "\n".join(_sweep_html(s) for s in collection.sweeps)
     return f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{style}</style></head>
+<html><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{STYLE}</style></head>
 <body>
 <h1>{html.escape(title)}</h1>
 <p>{counts(collection)}; written {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}</p>
-<h2>Results (first probe; mean over seeds, 95% CI)</h2>
-{_html_table(tables['results'])}
+<h2>{results_heading(tables['results'])}</h2>
+{_results_html(tables['results'])}
 <h2>Figures</h2>
 {figures}
-<h2>Runs that did not finish ok or could not be read</h2>
+<h2>{PROBLEMS}</h2>
 {_html_table(tables['failed'])}
 <h2>Sweep configuration and overrides</h2>
 {sweeps}
@@ -141,14 +216,24 @@ def _markdown_table(frame: pd.DataFrame) -> str:
     return frame.to_markdown(index=False) if not frame.empty else "none"
 
 
+def _sweep_markdown(sweep: dict) -> list[str]:
+    lines = [f"### {sweep['root']}", "", f"overrides: `{sweep['overrides'] or '(none)'}`", ""]
+    if sweep["sweeper"]:
+        lines += [f"sweeps (hydra.sweeper.params): `{sweep['sweeper']}`", ""]
+    if sweep["config"]:
+        lines += [f"{_config_of(sweep)}:", "",
+                  "```yaml", sweep["config"].rstrip(), "```", ""]  # fmt: skip
+    return lines
+
+
 def render_markdown(tables: dict[str, pd.DataFrame], names: list[str], collection: Collection, title: str) -> str:
-    lines = [f"# {title}", "", f"{counts(collection)}.", "",
-             "## Results (first probe; mean over seeds, 95% CI)", "", _markdown_table(tables["results"]), "", "## Figures", ""]  # fmt: skip
+    lines = [f"# {title}", "", f"{counts(collection)}.", "", f"## {results_heading(tables['results'])}", "",
+             _markdown_table(tables["results"]), "", "## Figures", ""]  # fmt: skip
     lines += [f"![{name}](figures/{name}.png)" for name in names]
-    lines += ["", "## Runs that did not finish ok or could not be read", "", _markdown_table(tables["failed"]),
-              "", "## Sweep configuration and overrides", ""]  # fmt: skip
+    lines += ["", f"## {PROBLEMS}", "", _markdown_table(tables["failed"]), "",
+              "## Sweep configuration and overrides", ""]  # fmt: skip
     for sweep in collection.sweeps:
-        lines += [f"### {sweep['root']}", "", f"overrides: `{sweep['overrides'] or '(none)'}`", "", "```yaml", sweep["config"].rstrip(), "```", ""]
+        lines += _sweep_markdown(sweep)
     lines += ["## Environment", "", _markdown_table(tables["environment"]), ""]
     return "\n".join(lines)
 

@@ -14,7 +14,8 @@ from analysis.tables import format_results
 
 
 class ResultsTable(Callback):
-    """After a run or a multirun, print bias, variance and MSE of every job, and failures."""
+    """After a run or a multirun, print bias, variance and MSE of every configuration at step 0
+    and at its final probe (analysis/tables.py), then the runs that failed or warned."""
 
     def _print(self, root: Path) -> None:
         collection = collect(root)

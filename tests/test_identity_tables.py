@@ -188,10 +188,94 @@ def test_a_basket_row_says_which_run_probed_it(tmp_path):
                 for name in (trained, "gumbel_softmax")]  # fmt: skip
         write_run(tmp_path / trained, rows, [*overrides, "seed=0"])
     results = results_table(summarize(collect(tmp_path).stats))
-    variance = results["variance [95% CI]"].str.split().str[0]
+    variance = results["variance @0"].str.split().str[0]
     shown = dict(zip(zip(results["estimator"], variance), results["overrides"]))
     assert shown == {("gumbel_softmax", "3"): "estimator=reinforce", ("reinforce", "3"): "",
                      ("gumbel_softmax", "2"): "estimator=st", ("st", "2"): ""}  # fmt: skip
+
+
+def test_a_row_without_the_runs_temperature_says_it(tmp_path):
+    """-m estimator=reinforce temperature=0.1,1.0 probe.estimators=[gumbel_softmax,exact]: two
+    configurations (the basket reads the temperature). gumbel_softmax's temperature column
+    tells its rows apart; reinforce and exact have none, so their rows say the run's."""
+    for temperature in ("0.1", "1.0"):
+        overrides = ["estimator=reinforce", f"temperature={temperature}", "probe.estimators=[gumbel_softmax,exact]"]
+        rows = [stats_row(config_id=f"t{temperature}", overrides=" ".join(overrides), estimator=name,
+                          temperature=float(temperature) if name == "gumbel_softmax" else None)
+                for name in ("reinforce", "gumbel_softmax", "exact")]  # fmt: skip
+        write_run(tmp_path / temperature, rows, [*overrides, "seed=0"])
+    collection = collect(tmp_path)
+    results = results_table(summarize(collection.stats))
+    shown = dict(zip(zip(results["estimator"], results["config_id"]), results["overrides"]))
+    assert shown == {("reinforce", "t0.1"): "temperature=0.1", ("reinforce", "t1.0"): "temperature=1.0",
+                     ("exact", "t0.1"): "temperature=0.1", ("exact", "t1.0"): "temperature=1.0",
+                     ("gumbel_softmax", "t0.1"): "", ("gumbel_softmax", "t1.0"): ""}  # fmt: skip
+    text = format_results(collection.stats, collection.runs)
+    assert sum("temperature=" in row for row in table_rows(text)) == 4, text
+
+
+# (task, estimator): MSE at step 0 and at step 20; reinforce's seed 1 stopped before step 20
+TWO_STEPS = {("mrf", "st"): (0.1, 100.0), ("toy_quadratic", "st"): (1.0, 5.0),
+             ("toy_quadratic", "reinforce"): (2.0, 6.0), ("toy_quadratic", "gumbel_softmax"): (3.0, 0.5)}  # fmt: skip
+BY_FINAL_MSE = [("mrf", "st"), ("toy_quadratic", "gumbel_softmax"), ("toy_quadratic", "st"),
+                ("toy_quadratic", "reinforce")]  # fmt: skip
+
+
+def _two_step_sweep(root: Path) -> None:
+    """-m task=mrf,toy_quadratic estimator=... seed=0,1 steps=20 probe.every=20 (four
+    configurations, two seeds each) with TWO_STEPS's MSEs (their variances, a bias of 0)."""
+    for (task, estimator), mses in TWO_STEPS.items():
+        for seed in (0, 1):
+            steps = (0,) if (estimator, seed) == ("reinforce", 1) else (0, 20)
+            rows = [stats_row(step=step, config_id=f"{task}-{estimator}", task=task, estimator=estimator,
+                              overrides=f"task={task} estimator={estimator}", seed=seed, mse=mse,
+                              variance=mse, variance_lo=0.9 * mse, variance_hi=1.1 * mse,
+                              bias_sq=0.0, bias_norm=0.0)
+                    for step, mse in zip(steps, mses)]  # fmt: skip
+            write_run(root / f"{task}-{estimator}-{seed}", rows, [f"task={task}", f"estimator={estimator}", f"seed={seed}"])
+
+
+def test_the_tables_show_the_final_step_beside_step_0_by_final_mse(tmp_path):
+    """Both tables: each configuration at step 0 and at its final probe (step 20) side by side,
+    sorted within each task by the final MSE (not by name, nor by step 0's MSE), with the
+    seeds behind each (reinforce: 2 at step 0, 1 at step 20)."""
+    _two_step_sweep(tmp_path)
+    collection = collect(tmp_path)
+    text = format_results(collection.stats, collection.runs)
+    assert text.splitlines()[0].startswith("Gradient estimates at steps 0 and 20 "), text
+    header = text.splitlines()[1]
+    for name in ("bias norm @0", "bias norm @20", "variance @0", "variance @20", "MSE @0", "MSE @20", "seeds"):
+        assert name in header, header
+    rows = table_rows(text)
+    assert [tuple(row.split()[:2]) for row in rows] == BY_FINAL_MSE, text
+    assert table_column(text, "MSE @0") == [f"{TWO_STEPS[k][0]:.3g}" for k in BY_FINAL_MSE], text
+    assert table_column(text, "MSE @20") == [f"{TWO_STEPS[k][1]:.3g}" for k in BY_FINAL_MSE], text
+    assert table_column(text, "seeds") == ["2", "2", "2", "2→1"], text
+    assert "[0.9, 1.1]" in rows[2] and "[4.5, 5.5]" in rows[2], text  # st's variance CIs at both steps
+
+    results = results_table(summarize(collection.stats))
+    assert list(zip(results["task"], results["estimator"])) == BY_FINAL_MSE
+    assert list(results["MSE @20"]) == [f"{TWO_STEPS[k][1]:.3g}" for k in BY_FINAL_MSE]
+    assert list(results["MSE @0"]) == [f"{TWO_STEPS[k][0]:.3g}" for k in BY_FINAL_MSE]
+    assert list(results["variance @20"].str.split().str[0]) == ["100", "0.5", "5", "6"]
+    assert list(results["seeds"]) == ["2", "2", "2", "2→1"]
+    page = write_report([tmp_path])[0].read_text()
+    assert "by MSE @20 within a task" in page and "<th>bias norm @20</th>" in page
+
+
+def test_a_sweep_probed_at_step_0_alone_shows_it_once(tmp_path):
+    """steps=0: one column per metric, named by its step, rows by MSE."""
+    for i, mse in enumerate((3.0, 1.0, 2.0)):
+        job(tmp_path, str(i), f"target{i}", ["estimator=st", f"task.target=0.{i + 1}", "steps=0"], mse=mse)
+    collection = collect(tmp_path)
+    text = format_results(collection.stats, collection.runs)
+    assert text.splitlines()[0].startswith("Gradient estimates at step 0 "), text
+    header = text.splitlines()[1]
+    assert header.count("MSE") == 1 and header.count("bias norm") == 1 and "MSE @0" in header, header
+    assert table_column(text, "MSE @0") == ["1", "2", "3"], text
+    results = results_table(summarize(collection.stats))
+    assert [c for c in results.columns if "@" in c] == ["bias norm @0", "variance @0", "MSE @0"]
+    assert list(results["overrides"]) == ["task.target=0.2", "task.target=0.3", "task.target=0.1"]
 
 
 def test_a_config_id_that_reads_as_a_number_stays_text(tmp_path):

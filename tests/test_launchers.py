@@ -75,7 +75,7 @@ def test_sweep_through_launcher(launcher, tmp_path, ray_env):
     assert leftover_temp_files(sweep_dir) == []
 
     # the end-of-sweep table, collected by the parent process from the workers' files
-    assert "Gradient estimates at step 0 (50 draws each, reference: exact)" in result.stdout, str(result)
+    assert "Gradient estimates at steps 0 and 3 (50 draws each, reference: exact)" in result.stdout, str(result)
     assert f"files: {sweep_dir}" in result.stdout.splitlines()
     if cuda["status"] == "failed":  # the worker has no usable GPU (CI): recorded, and the sweep went on
         assert "cuda" in cuda["error"] and not (jobs["cuda"] / "stats.csv").exists(), cuda

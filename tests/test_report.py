@@ -17,13 +17,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from matplotlib.figure import Figure
 from scipy import stats as scipy_stats
 
 from analysis.aggregate import summarize
 from analysis.collect import collect
 from analysis.figures import all_figures
+from analysis.report import problem_runs, write_report
 from analysis.schema import STATS, SchemaError
+from analysis.tables import format_results
 from test_cli import CUDA, discograd, job_folders
 
 FIGURES = ["variance_vs_temperature", "bias_vs_temperature", "bias_variance_plane", "work_normalized_variance",
@@ -109,6 +112,29 @@ def test_failed_runs_are_kept_with_their_error(tmp_path):
     assert runs.loc[runs["status"] == "failed", "error"].item() == "cuda is not available here"
 
 
+DIVERGED = "the objective grew from 512 to 7e33 without becoming non-finite: it likely diverged"
+
+
+def test_a_run_that_finished_ok_with_a_warning_is_listed_with_it(tmp_path):
+    """summary.json's optional warning: a run that says ok but likely diverged is listed with
+    the failed ones (status ok, its warning shown); a null warning, or none (an older
+    summary), lists nothing."""
+    write_run(tmp_path / "warned", [stats_row(config_id="c1")], warning=DIVERGED)
+    write_run(tmp_path / "quiet", [stats_row(config_id="c2")], warning=None)
+    write_run(tmp_path / "older", [stats_row(config_id="c3")])
+    write_run(tmp_path / "bad", [], status="failed", error="cuda is not available here")
+    collection = collect(tmp_path)
+    listed = problem_runs(collection)
+    assert list(zip(listed["run"], listed["status"], listed["warning"])) == [
+        ("bad", "failed", ""), ("warned", "ok", DIVERGED)]  # fmt: skip
+    text = format_results(collection.stats, collection.runs)
+    assert f"1 of 4 runs finished ok with a warning:\n  warned: {DIVERGED}" in text, text
+    page = write_report([tmp_path])[0].read_text()
+    problems = page.split("Runs that did not finish ok")[1].split("<h2>")[0]
+    assert "<td>warned</td>" in problems and "<td>ok</td>" in problems and DIVERGED in problems
+    assert "quiet" not in problems and "older" not in problems
+
+
 def test_legends_never_cover_data(tmp_path):
     """Every figure's legend box lies outside every axes box."""
     for estimator, temperature in [("gumbel_softmax", 0.1), ("gumbel_softmax", 1.0), ("st", np.nan), ("sigmoid_st", 0.5)]:
@@ -192,6 +218,52 @@ def test_report_command_and_its_errors(sweep, tmp_path):
     assert not (tmp_path / "empty" / "report").exists()
 
 
+BENCHMARK = yaml.safe_load((Path(__file__).parents[1] / "conf" / "experiment" / "benchmark.yaml").read_text())
+BENCHMARK = BENCHMARK["hydra"]["sweeper"]["params"]  # what experiment=benchmark sweeps
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory) -> tuple[Path, object]:
+    """``-m experiment=benchmark`` (report=true) shrunk: its sweep less the task and estimators
+    the command line sets (1 task x 2 estimators x the experiment's temperatures), no basket."""
+    tmp = tmp_path_factory.mktemp("experiment")
+    root = tmp / "sweep"
+    args = ["-m", "experiment=benchmark", "task=toy_quadratic", "estimator=gumbel_softmax,st", "steps=4",
+            "probe.every=2", "probe.samples=200", "probe.estimators=[]", "log_every=2",
+            f"hydra.sweep.dir={root}"]  # fmt: skip
+    return root, discograd(args, tmp)
+
+
+def test_an_experiments_sweep_is_in_its_table_and_report(experiment):
+    """The end-of-sweep table and report.html show step 0 beside the final step (4), rows by
+    the final MSE; report.html gives the command line and the sweep the experiment sets
+    (hydra.sweeper.params, less what the command line overrides), and the config of a job,
+    resolved, with none of Hydra's own help templates."""
+    root, result = experiment
+    assert result.rc == 0, str(result)
+    temperatures = str(BENCHMARK["temperature"]).split(",")
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Gradient estimates at steps 0 and 4 "))
+    header, rows = lines[start + 1], lines[start + 2 : lines.index("", start)]
+    assert all(f"{m} @{s}" in header for m in ("bias norm", "variance", "MSE") for s in (0, 4)), header
+    end = header.index(" MSE @4") + len(" MSE @4")
+    final = [float(row[:end].split()[-1]) for row in rows]
+    assert len(rows) == 1 + len(temperatures) and final == sorted(final), rows  # st once
+
+    page = (root / "report" / "report.html").read_text()
+    assert "<th>MSE @0</th>" in page and "<th>MSE @4</th>" in page
+    typed = "experiment=benchmark task=toy_quadratic estimator=gumbel_softmax,st steps=4 probe.every=2"
+    assert f"overrides: <code>{typed} probe.samples=200 probe.estimators=[] log_every=2</code>" in page
+    swept = " ".join(f"{k}={v}" for k, v in BENCHMARK.items() if k not in ("task", "estimator"))
+    assert f"sweeps (hydra.sweeper.params): <code>{swept}</code>" in page
+    config = page.split("Sweep configuration and overrides")[1].split("<h2>")[0]
+    assert "config of run 0 (its .hydra/config.yaml" in config
+    # job 0's: gumbel_softmax at the first temperature, its ${temperature} resolved
+    assert f"estimators.gumbel_softmax.GumbelSoftmax\n  temperature: {temperatures[0]}\n" in config
+    for template in ("Powered by Hydra", "$APP_CONFIG_GROUPS", "hydra_help", "${"):
+        assert template not in config, template
+
+
 @pytest.fixture(scope="module")
 def one_run(tmp_path_factory) -> Path:
     """One real run, whose files the tests below copy and break."""
@@ -216,7 +288,7 @@ BROKEN = {  # the file, its content made from the valid one, what the message sa
     "stats-empty": ("stats.csv", lambda data: b"", "is empty"),
     "stats-header-only": ("stats.csv", lambda data: data.splitlines(keepends=True)[0], "has a header but no rows"),
     "summary-truncated": ("summary.json", lambda data: data[: len(data) // 2],
-                          r"is not JSON \(truncated\?\): Expecting"),
+                          r"is not JSON \(truncated\?\): (Expecting|Unterminated)"),
     "summary-a-list": ("summary.json", lambda data: b"[1, 2]", r"is not a JSON object \(it holds a list\)"),
     "summary-lacks-fields": ("summary.json", lambda data: b'{"status": "ok"}', r"lacks field\(s\) error, error_type"),
     "train-garbage": ("train.csv", lambda data: GARBAGE, "is not text"),
