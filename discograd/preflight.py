@@ -10,7 +10,6 @@ failed and finishes the others.
 from __future__ import annotations
 
 import difflib
-import json
 import os
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from discograd.config import CONF_DIR, validate
 from discograd.errors import ConfigError
-from discograd.identity import config_id
+from discograd import resume
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 
@@ -112,15 +111,11 @@ def not_occupied(cfg: DictConfig, folder: Path | None) -> None:
     """A ConfigError if ``folder`` holds the results of another configuration or seed (its
     summary.json's config_id and seed), unless overwrite=true: a run there would replace them.
     The same configuration may rerun there (resume=true skips it if it finished ok)."""
-    path = None if folder is None else folder / "summary.json"
-    if path is None or cfg.get("overwrite") or not path.is_file():
+    if folder is None or cfg.get("overwrite"):
         return
-    try:
-        held = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return  # not a finished run's summary: nothing whole to keep
+    held = resume.held(folder / "summary.json")
     job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])  # the job's config: hydra's node does not resolve here
-    if not isinstance(held, dict) or (held.get("config_id"), held.get("seed")) == (config_id(job), cfg.seed):
+    if held is None or resume.same_job(held, job):
         return
     what = held.get("overrides") or "the defaults"
     raise ConfigError(

@@ -15,14 +15,25 @@ from omegaconf import DictConfig
 from discograd.identity import config_id
 
 
+def held(path: Path) -> dict | None:
+    """The summary.json at ``path`` as a dict, or None where it is missing or unreadable
+    (nothing whole to skip or to keep)."""
+    try:
+        summary = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
+def same_job(summary: dict, cfg: DictConfig) -> bool:
+    """Whether ``summary`` is of cfg's configuration (config_id) and seed."""
+    return (summary.get("config_id"), summary.get("seed")) == (config_id(cfg), cfg.seed)
+
+
 def finished(cfg: DictConfig, root: Path) -> Path | None:
     """The folder under root whose summary.json says ok for cfg's config_id and seed, if any."""
-    wanted = (config_id(cfg), cfg.seed)
     for path in sorted(Path(root).rglob("summary.json")):
-        try:
-            summary = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue  # unreadable: not finished
-        if summary.get("status") == "ok" and (summary.get("config_id"), summary.get("seed")) == wanted:
+        summary = held(path)
+        if summary is not None and summary.get("status") == "ok" and same_job(summary, cfg):
             return path.parent
     return None
