@@ -163,6 +163,20 @@ def test_bias_interval_covers_a_bias_along_a_mild_noise_direction(estimated):
     assert band(covered, reps, 0.93, 0.99)
 
 
+def test_upper_end_does_not_shrink_to_zero_on_a_downward_fluctuation():
+    """Draws whose mean is the reference exactly (d2 = 0, far below its null mean tr W) gave
+    [0, 0], a certainty no probe has; the power-constrained upper end is the one d2 = tr W gives,
+    here tr W is about 5 / 1000 and that upper end above half of sqrt(tr W)."""
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((1000, 5))
+    x -= x.mean(0)
+    s = bias_statistics(x, np.zeros(5))
+    assert s["bias_norm_lo"] == 0 and s["bias_norm"] == 0
+    assert s["bias_norm_hi"] > 0.5 * math.sqrt(5 / 1000)
+    typical = bias_statistics(x + math.sqrt(0.8 / 1000), np.zeros(5))  # d2 = 0.8 tr W, below its null mean: the same upper end
+    assert math.isclose(s["bias_norm_hi"], typical["bias_norm_hi"], rel_tol=1e-6)
+
+
 def test_bias_is_found_when_clear():
     """Power: a bias of 3 noise sds in one coordinate is found in every run (a test that
     cannot fire would pass the rate tests above)."""
