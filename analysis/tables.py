@@ -130,32 +130,81 @@ def _steps_title(at: tuple[str, ...]) -> str:
     return " and ".join(named)
 
 
+def split_basket(stats: pd.DataFrame, runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The trained estimators' own probes (a run's ``estimator`` in its ``config_id``) and the
+    others (probe.estimators, probed beside them at the trained parameters)."""
+    if stats.empty or runs.empty or not {"config_id", "estimator"} <= set(runs.columns):
+        return stats, stats.iloc[:0]
+    trained = pd.MultiIndex.from_frame(runs[["config_id", "estimator"]].astype(str).drop_duplicates())
+    own = pd.MultiIndex.from_frame(stats[["config_id", "estimator"]].astype(str)).isin(trained)
+    return stats[own], stats[~own]
+
+
+def _table(rows: pd.DataFrame, at: tuple[str, ...], extra: dict[str, pd.Series] | None = None,
+           overrides: pd.Series | None = None) -> list[str]:  # fmt: skip
+    """The lines of one table of ``first_and_final`` rows at the steps ``at`` (``overrides``:
+    the column as shown, by default ``distinguishing``'s)."""
+    table = pd.DataFrame({
+        "task": rows["task"], "family": rows["family"], "estimator": rows["estimator"],
+        "overrides": distinguishing(rows, by_temperature=True) if overrides is None else overrides,
+        "temp": temperatures(rows), **(extra or {}),
+        **step_columns(rows, at), "evals": rows["evaluations_final"].map(lambda v: f"{v:g}"),
+        "us/est": (rows["seconds_per_estimate_final"] * 1e6).map(lambda v: f"{v:.3g}"),
+    })  # fmt: skip
+    if rows.groupby("task")["family"].nunique().max() == 1:
+        table = table.drop(columns="family")  # the task says it
+    warning = table.pop("warning")
+    if (warning != "").any():  # last, read from the left (to_string right-aligns)
+        width = max(warning.str.len().max(), len("warning"))
+        table["warning".ljust(width)] = warning.str.ljust(width)
+    if (table["overrides"] == "").all():
+        table = table.drop(columns="overrides")  # a plain sweep: task, estimator, temperature say it all
+    return [line.rstrip() for line in table.to_string(index=False).splitlines()]
+
+
+MEASURED = ["task", "family", "estimator", "knobs", "temperature", "step", "seeds", "bias_sq", "variance", "mse"]
+
+
+def basket_at_start(basket: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
+    """The basket's rows at their first probe step, one per measurement: the runs of a sweep
+    start from the same parameters and draw a probe's noise from (seed, step, label), so at
+    step 0 their baskets measure the same thing, number for number; rows equal in every
+    measured value are one row, ``runs`` says how many (rows that differ in anything stay apart).
+    Returns the rows, ``runs`` and the overrides column (blank on a row of several runs)."""
+    rows = first_and_final(summarize(basket))
+    key = rows[MEASURED].map(repr).agg("|".join, axis=1)
+    runs = key.map(key.value_counts())
+    keep = ~key.duplicated()
+    shown = distinguishing(rows, by_temperature=True).where(runs == 1, "")  # one run's would misname a row of several
+    rows = rows[keep].copy()
+    for final in [c for c in rows.columns if c.endswith("_final")]:  # shown at the first step only
+        rows[final] = rows[final.removesuffix("_final")]
+    rows = rows.sort_values(["task", "mse"], kind="stable")
+    return rows, runs[keep].loc[rows.index].astype(str), shown[keep].loc[rows.index]
+
+
 def format_results(stats: pd.DataFrame, runs: pd.DataFrame) -> str:
-    """Bias norm, variance (95% CIs; over seeds as in summary.csv) and MSE of each
-    configuration at its first and final probe, then the runs that failed or warned."""
+    """Bias norm, variance (95% CIs; over seeds as in summary.csv) and MSE of each trained
+    configuration at its first and final probe; then the estimators probed beside them
+    (probe.estimators) at the first step, one row per distinct measurement (their final-step
+    rows, one per run, are report.html's); then the runs that failed or warned."""
     lines = []
     if not stats.empty:
-        rows = first_and_final(summarize(stats))
+        trained, basket = split_basket(stats, runs)
+        rows = first_and_final(summarize(trained if not trained.empty else stats))
         at = step_labels(rows)
-        table = pd.DataFrame({
-            "task": rows["task"], "family": rows["family"], "estimator": rows["estimator"],
-            "overrides": distinguishing(rows, by_temperature=True), "temp": temperatures(rows), **step_columns(rows, at),
-            "evals": rows["evaluations_final"].map(lambda v: f"{v:g}"),
-            "us/est": (rows["seconds_per_estimate_final"] * 1e6).map(lambda v: f"{v:.3g}"),
-        })  # fmt: skip
-        if rows.groupby("task")["family"].nunique().max() == 1:
-            table = table.drop(columns="family")  # the task says it
-        warning = table.pop("warning")
-        if (warning != "").any():  # last, read from the left (to_string right-aligns)
-            width = max(warning.str.len().max(), len("warning"))
-            table["warning".ljust(width)] = warning.str.ljust(width)
-        if (table["overrides"] == "").all():
-            table = table.drop(columns="overrides")  # a plain sweep: task, estimator, temperature say it all
         samples = ", ".join(str(n) for n in sorted(stats["samples"].unique()))
         references = ", ".join(sorted(stats["reference"].unique()))
         lines.append(f"Gradient estimates at {_steps_title(at)} ({samples} draws each, "
                      f"reference: {references}); mean over seeds [95% CI], by MSE {at[-1]} within a task")
-        lines += [line.rstrip() for line in table.to_string(index=False).splitlines()]
+        lines += _table(rows, at)
+        if not trained.empty and not basket.empty:
+            start, count, shown = basket_at_start(basket)
+            first = step_labels(start)
+            lines += ["", f"Estimators probed beside them (probe.estimators) at {_steps_title(first)}, at the trained "
+                          "runs' shared starting parameters; runs: how many runs measured the row (the same draws); "
+                          f"their {basket[CONFIG_KEY].drop_duplicates().shape[0]} final-step rows, one per run: report.html"]
+            lines += _table(start, first, {"runs": count}, shown)
     lines += run_problems(runs)
     return "\n".join(lines)
 

@@ -197,7 +197,8 @@ def test_a_basket_row_says_which_run_probed_it(tmp_path):
 def test_a_row_without_the_runs_temperature_says_it(tmp_path):
     """-m estimator=reinforce temperature=0.1,1.0 probe.estimators=[gumbel_softmax,exact]: two
     configurations (the basket reads the temperature). gumbel_softmax's temperature column
-    tells its rows apart; reinforce and exact have none, so their rows say the run's."""
+    tells its rows apart; reinforce and exact have none, so their rows say the run's (in the
+    end-of-sweep table, exact's two step-0 rows are one measurement: one row of 2 runs)."""
     for temperature in ("0.1", "1.0"):
         overrides = ["estimator=reinforce", f"temperature={temperature}", "probe.estimators=[gumbel_softmax,exact]"]
         rows = [stats_row(config_id=f"t{temperature}", overrides=" ".join(overrides), estimator=name,
@@ -211,7 +212,10 @@ def test_a_row_without_the_runs_temperature_says_it(tmp_path):
                      ("exact", "t0.1"): "temperature=0.1", ("exact", "t1.0"): "temperature=1.0",
                      ("gumbel_softmax", "t0.1"): "", ("gumbel_softmax", "t1.0"): ""}  # fmt: skip
     text = format_results(collection.stats, collection.runs)
-    assert sum("temperature=" in row for row in table_rows(text)) == 4, text
+    trained, basket = (part.splitlines()[2:] for part in text.split("\n\n")[:2])
+    assert sum("temperature=" in row for row in trained) == 2, text  # reinforce's two runs
+    exact = [row for row in basket if " exact " in row]  # at step 0 the runs' exact rows are one measurement
+    assert len(exact) == 1 and "temperature=" not in exact[0], text
 
 
 # (task, estimator): MSE at step 0 and at step 20; reinforce's seed 1 stopped before step 20
@@ -347,3 +351,28 @@ def test_an_empty_stats_file_is_an_error_naming_it(tmp_path):
     with pytest.raises(SchemaError, match=r"stats.csv is empty$") as error:
         collect(tmp_path)
     assert str(error.value).startswith(str(path))
+
+
+def test_a_basket_shared_by_every_run_is_one_row_at_step_0(tmp_path):
+    """experiment=benchmark: five runs each probe arm beside the trained estimator. At step 0
+    the runs share their parameters and probe noise, so arm's five rows are one measurement,
+    shown once with runs = 5 (the table listed 240 rows, mostly such repeats); a basket row that
+    differs in a value stays apart; the trained estimators' own rows keep a table of their own."""
+    for i in range(5):
+        overrides = ["estimator=st", f"task.init_logit={i}"]
+        rows = [stats_row(config_id=f"c{i}", overrides=" ".join(overrides), estimator="st", variance=1.0 + i, mse=1.0 + i),
+                stats_row(config_id=f"c{i}", overrides=" ".join(overrides), estimator="arm",
+                          variance=0.5 if i < 4 else 0.7, mse=0.5 if i < 4 else 0.7)]  # fmt: skip
+        write_run(tmp_path / str(i), rows, [*overrides, "seed=0"])
+    collection = collect(tmp_path)
+    text = format_results(collection.stats, collection.runs)
+    tables = text.split("\n\n")
+    trained, basket = table_rows(tables[0]), tables[1].splitlines()[2:]
+    assert len(trained) == 5 and all(" st " in row for row in trained), text
+    assert len(basket) == 2 and all(" arm " in row for row in basket), text
+    header = tables[1].splitlines()[1]
+    end = header.index(" runs") + len(" runs")  # right-aligned under its name
+    assert sorted(row[:end].split()[-1] for row in basket) == ["1", "4"], text
+    pooled = next(row for row in basket if row[:end].split()[-1] == "4")
+    assert "init_logit" not in pooled, text  # one run's overrides would misname it
+    assert "5 final-step rows, one per run" in text
