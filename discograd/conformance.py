@@ -109,6 +109,30 @@ def check_gradients(make: Factory, family: str, dtype: torch.dtype = torch.float
     return f"logits {tuple(logits.shape)} {str(dtype).removeprefix('torch.')}, {estimate.evaluations} evaluation(s)"
 
 
+EXTREME_BATCH = 4096  # half-precision noise: u rounds to 0 or 1 about once in 2^11 draws, so a naive log(-log u) meets it here surely
+
+
+def check_finite_at_extreme_logits(make: Factory, family: str) -> str:
+    """Samples and estimates stay finite where naive Gumbel or logistic noise does not: logits
+    of magnitude 300 (float32: sigmoid and softmax saturate, log p = -inf), and float16 /
+    bfloat16 logits over EXTREME_BATCH rows (uniform noise rounds to 0 or 1)."""
+    cases = []
+    for dtype, scale in ((torch.float32, 300.0), (torch.float16, 3.0), (torch.bfloat16, 3.0)):
+        torch.manual_seed(0)
+        shape = (EXTREME_BATCH if scale < 300 else LOGIT_SHAPES[family][0], *LOGIT_SHAPES[family][1:])
+        logits = torch.randn(shape)
+        logits = (logits.sign() * scale if scale == 300 else logits * scale).to(dtype).requires_grad_(True)
+        weight = torch.randn(LOGIT_SHAPES[family][1:]).to(dtype).requires_grad_(True)
+        estimate = _make(make, family).to(dtype)(logits, lambda z: (z * weight).flatten(2).sum(-1).pow(2), family)
+        estimate.surrogate.backward()
+        name = f"{str(dtype).removeprefix('torch.')} |logits| {'= 300' if scale == 300 else '~ 3'}"
+        require(bool(torch.isfinite(estimate.value)), f"{name}: value {estimate.value.item()} is not finite")
+        for what, tensor in (("logits", logits), ("a parameter of f", weight)):
+            require(tensor.grad is not None and bool(torch.isfinite(tensor.grad).all()), f"{name}: gradient of {what} is not finite")
+        cases.append(name)
+    return "finite: " + ", ".join(cases)
+
+
 def check_value_at_hard_samples(make: Factory, family: str) -> str:
     """f(z) = sum z (1 - z) is 0 on every binary or one-hot z and positive on relaxed ones."""
     torch.manual_seed(0)
@@ -280,6 +304,7 @@ def contract_checks(family: str) -> dict[str, Callable[[Factory], str]]:
         f"shapes and gradients, {str(d).removeprefix('torch.')}": lambda m, d=d: check_gradients(m, family, d)
         for d in (torch.float32, torch.float64)
     }
+    checks["finite at extreme logits"] = lambda m: check_finite_at_extreme_logits(m, family)
     checks["value is f at hard samples"] = lambda m: check_value_at_hard_samples(m, family)
     for device in DEVICES:
         if device == "cpu" or torch.cuda.is_available():

@@ -102,3 +102,21 @@ def test_registry_names_and_capabilities():
         assert cls.name == name
         doc = sys.modules[cls.__module__].__doc__ or ""
         assert "References" in doc and ".. math::" in doc, f"{name}: the module docstring gives the formula and paper"
+
+
+class NaiveScore(Reinforce):
+    """Broken on purpose: REINFORCE with the textbook log-probability b log sigma(l) +
+    (1 - b) log(1 - sigma(l)), which is 0 * log 0 = NaN at |l| = 300 (float32 sigma is 0 or 1)."""
+
+    def forward(self, logits, f, family):
+        b = torch.bernoulli(torch.sigmoid(logits.detach())).unsqueeze(0)
+        p = torch.sigmoid(logits)
+        log_p = (b * torch.log(p) + (1 - b) * torch.log(1 - p)).sum(-1)
+        values = f(b)
+        return Estimate((values.detach() * log_p + values).mean(), values.detach().mean(), 1)
+
+
+def test_the_extreme_logits_check_catches_a_naive_score():
+    """The registry passes "finite at extreme logits" (above); the textbook log-probability does not."""
+    with pytest.raises(ConformanceError, match="not finite"):
+        contract_checks("bernoulli")["finite at extreme logits"](factory(NaiveScore))
