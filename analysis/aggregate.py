@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from analysis.schema import CONFIG_KEY, DESCRIPTIVE
+from analysis.schema import CONFIG_KEY, DESCRIPTIVE, LEARNED
 
-AVERAGED = ["temperature", "learned_temperature", "eta"]  # mean over seeds, no interval
+AVERAGED = ["temperature", *(c.name for c in LEARNED)]  # mean over seeds, no interval
 METRICS = ["bias_sq", "bias_norm", "relative_bias", "variance", "mse", "snr", "cosine", "work_normalized_variance", "seconds_per_estimate"]
 OWN_CI = ("bias_norm", "variance")  # metrics whose per-run CI a single seed can fall back on
 NONNEGATIVE = ("bias_norm", "relative_bias", "variance", "mse", "work_normalized_variance", "seconds_per_estimate")

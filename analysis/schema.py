@@ -107,6 +107,8 @@ IDENTITY = (
 LEARNED = (
     _c("learned_temperature", FLOAT, "temperature an estimator learns (REBAR/RELAX with learn=true)", True),
     _c("eta", FLOAT, "learned scale of a control variate (REBAR/RELAX)", True),
+    _c("alpha", FLOAT, "learned scale of the control variate from grad f (double_cv) or from H's Stein term (rodeo)", True),
+    _c("beta", FLOAT, "learned scale of RODEO's second Stein control variate, on the score", True),
 )
 
 STATS = Table("stats.csv", (

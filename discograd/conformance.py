@@ -255,10 +255,14 @@ def mean_z(estimates: np.ndarray, target: np.ndarray) -> np.ndarray:
     x = np.asarray(estimates, dtype=np.float64)
     se = x.std(0, ddof=1) / np.sqrt(x.shape[0])
     gap = x.mean(0) - np.asarray(target, dtype=np.float64).reshape(-1)
-    # a coordinate every draw agrees on (a VAE weight on an always-blank pixel) has se 0: its
-    # z is 0 if the draws equal the target to rounding, else infinite (a certain failure)
-    exact = np.abs(gap) <= 1e-6 * (1 + np.abs(x).max(0))
-    return np.divide(gap, se, out=np.where(exact, 0.0, np.inf), where=se > 0)
+    # a coordinate every draw agrees on to rounding (a VAE weight on an always-blank pixel; every
+    # coordinate of exact, and of indecater on a separable f, whose draws differ in the last bits)
+    # has an se of rounding, not of noise: its z is 0 if the draws equal the target to rounding,
+    # else infinite (a certain failure)
+    rounding = 1e-6 * (1 + np.abs(x).max(0))
+    exact = np.abs(gap) <= rounding
+    z = np.divide(gap, se, out=np.where(exact, 0.0, np.inf), where=se > 0)
+    return np.where(np.ptp(x, 0) <= rounding, np.where(exact, 0.0, np.inf), z)
 
 
 def exact_gradient(task: Task) -> np.ndarray:

@@ -352,7 +352,7 @@ def run(cfg: DictConfig, output_dir: Path, logger: Logger | None = None, overrid
     except (KeyboardInterrupt, SystemExit) as stop:  # SIGTERM arrives as SystemExit (discograd/cli.py)
         raise Interrupted(recorder.step, stop) from stop
     last = [row for row in recorder.stats if row["step"] == recorder.stats[-1]["step"]]
-    warning = growth_warning(recorder.train, ["objective", *metrics])
+    warning = "; ".join(filter(None, [growth_warning(recorder.train, ["objective", *metrics]), estimator.objective_note()])) or None
     if warning:
         log.warning("run ended ok, but %s", warning)
     return {

@@ -88,9 +88,14 @@ class Estimator(Named, nn.Module):
             raise TypeError(f"estimator {self.label()!r} learns its temperature; a schedule may not set it")
         self.temperature = check_temperature(value)
 
+    def objective_note(self) -> str | None:
+        """Why ``Estimate.value`` is not an estimate of L (train.csv's objective), or None; the
+        run records it as a warning in summary.json (decoupled_st at a forward temperature != 1)."""
+        return None
+
     def learned_values(self) -> dict[str, float]:
         """The learned scalars a run records (stats.csv and train.csv columns learned_temperature,
-        eta); {} for an estimator that learns nothing."""
+        eta, alpha, beta: analysis.schema.LEARNED); {} for an estimator that learns nothing."""
         return {}
 
     def check_input(self, logits: Tensor, family: str) -> None:

@@ -172,3 +172,14 @@ def _has_cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+@pytest.mark.parametrize("forward_temperature,noted", [(1.0, False), (2.0, True)])
+def test_a_value_that_is_not_an_estimate_of_the_objective_is_recorded(tmp_path, forward_temperature, noted):
+    """decoupled_st at a forward temperature != 1 samples p(z | logits / tau_f): train.csv's
+    objective is then not an estimate of L, which summary.json's warning says (and only then)."""
+    cfg = config("estimator=decoupled_st", f"estimator.forward_temperature={forward_temperature}", "steps=2", "probe.every=0")
+    summary = run_job(cfg, tmp_path)
+    assert summary["status"] == "ok"
+    warning = json.loads((tmp_path / "summary.json").read_text())["warning"]
+    assert (warning is not None and "not L" in warning and "logits / 2" in warning) == noted, warning
