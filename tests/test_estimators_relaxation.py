@@ -176,6 +176,30 @@ def test_reinmax_backward_is_the_papers_by_hand():
         assert estimate.value.item() == pytest.approx(f(d.unsqueeze(0)).item())
 
 
+def test_reinmax_matches_the_authors_pip_package_draw_for_draw(monkeypatch):
+    """microsoft's ``reinmax`` package (pip install reinmax, the authors' implementation): its
+    sample D ~ softmax(l) fed to ours, the gradients in the logits agree on every draw (so the
+    two agree in distribution); the package's D is a multinomial draw, ours a Gumbel argmax."""
+    reinmax = pytest.importorskip("reinmax")
+    import estimators.reinmax as ours
+
+    logits = torch.tensor([[0.5, -1.0, 2.0, 0.0], [0.0, 0.3, -0.2, 1.0]], dtype=torch.float64, requires_grad=True)
+    w = torch.tensor([[1.0, -2.0, 0.5, 3.0], [0.2, 0.0, -1.0, 1.5]], dtype=torch.float64)
+    torch.manual_seed(0)
+    seen = set()
+    for tau in (1.0, 2.0):
+        for _ in range(40):
+            d, _ = reinmax.reinmax(logits, tau)  # [D, K], gradient through the authors' backward
+            (theirs,) = torch.autograd.grad(((d * w).sum()) ** 2, logits)
+            hard = d.detach()
+            monkeypatch.setattr(ours, "sample", lambda *_, hard=hard: hard.unsqueeze(0))
+            estimate = ours.ReinMax(temperature=tau)(logits, lambda z: (z * w).sum((-2, -1)) ** 2, "categorical")
+            (mine,) = torch.autograd.grad(estimate.surrogate, logits)
+            assert torch.allclose(mine, theirs, rtol=0, atol=1e-12), (tau, hard)
+            seen.add(tuple(hard.argmax(-1).tolist()))
+    assert len(seen) >= 4  # several samples, not one
+
+
 def test_reinmax_is_categorical_only():
     with pytest.raises(ValueError, match="supports categorical, not bernoulli"):
         ReinMax()(torch.zeros(3), lambda z: z.sum(-1), "bernoulli")
