@@ -1,13 +1,18 @@
-r"""docs/estimators.md: one table of every registered estimator, generated, not typed.
+r"""docs/estimators.md: every registered estimator, described and measured at one equal budget.
 
-For each estimator: the families it supports, whether it is unbiased, its evaluations of f
-per estimate, its learned parameters, its paper (the first reference of its module
-docstring), and its measured bias norm and variance (95% CIs) from ``--samples`` probe draws
-at the default toy_quadratic (bernoulli, D=1, t=0.45, theta=0: REBAR's toy) and the default
-mrf (3 x 3 ferromagnetic Ising, categorical K=2), each in the other family (K = 2) for an
-estimator that lacks the default one (marked), at temperature ``--temperature`` where it
-has one, against the exact gradient. Zero-width intervals are exact estimators (or, for
-``exact``, float32 rounding read as bias).
+The first table describes each estimator: the families it supports, whether it is unbiased,
+its evaluations of f per estimate, its learned parameters, its paper (the first reference of
+its module docstring). Then one table per task: each estimator at an equal budget of
+``--budget`` evaluations of f per estimate (estimators/budget.py: an estimator that spends e
+per estimate averages floor(budget / e) independent estimates; one that spends more than the
+budget spends what it must, and its row says so), ``--samples`` probe draws against the exact
+gradient, with bias norm, variance, MSE and work-normalized variance (variance x evaluations
+spent) and their 95% CIs (analysis/statistics.py; docs/calibration.md), sorted by MSE. Tasks:
+the default toy_quadratic (bernoulli, D=1, t=0.45, theta=0: REBAR's toy), the polynomial
+task (ReinMax's polynomial programming, D=128, t=0.45) at p = 1.5 and p = 3, and the default
+mrf (3 x 3 ferromagnetic Ising, categorical K=2); an estimator that lacks the task's family
+runs it in the other one (K = 2), marked. Temperature ``--temperature`` where an estimator
+has one; learned parts at their initial values.
 
 Usage (from the repository root)::
 
@@ -20,19 +25,30 @@ import datetime
 import re
 import shlex
 import sys
+import time
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
+from tqdm.auto import tqdm
 
 from analysis.statistics import gradient_statistics
-from primitives.io import write_atomic
-from discograd.probe import draw_estimates
+from discograd.probe import draw_estimates, flatten
 from estimators import ESTIMATORS
+from estimators.budget import Budgeted
 from estimators.registry import create
+from primitives.io import write_atomic
 from tasks.mrf import MRF
+from tasks.polynomial import Polynomial
 from tasks.toy_quadratic import ToyQuadratic
 
-TASKS = {"toy_quadratic": ToyQuadratic, "mrf": MRF}
+TASKS: dict[str, Callable[..., Any]] = {
+    "toy_quadratic": ToyQuadratic,
+    "polynomial p=1.5": lambda **kw: Polynomial(power=1.5, **kw),
+    "polynomial p=3": lambda **kw: Polynomial(power=3.0, **kw),
+    "mrf": MRF,
+}
+DRAW_MEMORY = 2**26  # floats one chunk of draws may touch (configurations of f x latent size), for the chunk
 
 
 def paper(cls: type) -> str:
@@ -43,22 +59,33 @@ def paper(cls: type) -> str:
     return re.sub(r"^\[1\]\s*", "", " ".join(first.split()))
 
 
-def measure(name: str, task_name: str, samples: int, temperature: float) -> str:
-    task, families = TASKS[task_name](), ESTIMATORS[name].families
-    note = ""
+def ci(value: float, lo: float, hi: float) -> str:
+    return f"{value:.3g} [{lo:.2g}, {hi:.2g}]"
+
+
+def measure(name: str, task_name: str, samples: int, temperature: float, budget: int) -> dict[str, Any] | str:
+    """The row of ``name`` on the task at the budget, or why it could not run."""
+    task, families, family_note = TASKS[task_name](), ESTIMATORS[name].families, ""
     if task.family not in families:  # the same task in the family the estimator has (K = 2)
         (family,) = families
-        task, note = TASKS[task_name](family=family), f" ({family})"
-    estimator = create(name, temperature, latent_shape=task.latent_shape)
-    torch.manual_seed(0)
-    try:
-        draws = draw_estimates(task, estimator, None, samples, chunk=1000)
-    except ValueError as error:  # e.g. a latent space too large for `exact`
-        return f"n/a ({error})"
-    reference = task.exact_gradient()["logits"].reshape(-1).detach().numpy()
+        task, family_note = TASKS[task_name](family=family), f" ({family})"
+    batch = task.probe_batch()
+    try:  # an estimator that cannot run here (a latent space too large for `exact`) says why
+        estimator = Budgeted(create(name, temperature, latent_shape=task.latent_shape), budget)
+        logits = task.logits(batch).detach()
+        per_draw = estimator.inner(logits, lambda z: task.objective(z, batch), task.family).evaluations
+        chunk = max(1, min(1000, DRAW_MEMORY // (logits.numel() * max(budget, per_draw))))
+        torch.manual_seed(0)
+        draws = draw_estimates(task, estimator, batch, samples, chunk=chunk)
+    except (ValueError, RuntimeError) as error:
+        return f"n/a: {str(error).splitlines()[0][:120]}"
+    reference = flatten(task.exact_gradient(), list(task.estimand()))
     s = gradient_statistics(draws.estimates, reference, None, draws.evaluations, draws.seconds_per_estimate)
-    return (f"{s['bias_norm']:.3g} [{s['bias_norm_lo']:.2g}, {s['bias_norm_hi']:.2g}] / "
-            f"{s['variance']:.3g} [{s['variance_lo']:.3g}, {s['variance_hi']:.3g}]{note}")
+    wnv = s["variance"] * draws.evaluations, s["variance_lo"] * draws.evaluations, s["variance_hi"] * draws.evaluations
+    return {"estimator": name + family_note, "evaluations": draws.evaluations, "over": draws.evaluations > budget,
+            "bias": ci(s["bias_norm"], s["bias_norm_lo"], s["bias_norm_hi"]),
+            "variance": ci(s["variance"], s["variance_lo"], s["variance_hi"]), "mse": s["mse"], "wnv": ci(*wnv),
+            "warning": s["warning"]}  # fmt: skip
 
 
 def evaluations(name: str, temperature: float) -> int:
@@ -71,29 +98,43 @@ def evaluations(name: str, temperature: float) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--samples", type=int, default=10000)
-    parser.add_argument("--temperature", type=float, default=0.5)
+    parser.add_argument("--samples", type=int, default=10000, help="probe draws per estimator and task")
+    parser.add_argument("--temperature", type=float, default=0.5, help="temperature of the estimators that have one")
+    parser.add_argument("--budget", type=int, default=4, help="evaluations of f per estimate, for every estimator")
     parser.add_argument("--output", type=Path, default=Path("docs/estimators.md"))
     args = parser.parse_args(argv)
-    lines = [
-        "# Estimators",
-        "",
-        __doc__.split("\n\n")[1].replace("\n", " "),
-        "",
-        f"- command: `{shlex.join(['python', *sys.argv])}`; date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
-        "",
-        "| estimator | families | unbiased | evaluations of f | learned parameters | paper | toy_quadratic: bias norm / variance | mrf: bias norm / variance |",
-        "|---|---|---|---:|---:|---|---|---|",
-    ]
+    if args.samples < 2 or args.budget < 1 or not args.temperature > 0:
+        parser.error(f"need --samples >= 2, --budget >= 1, --temperature > 0; got {args.samples}, {args.budget}, {args.temperature}")
+    start = time.perf_counter()
+    intro = __doc__.split("\n\n")[1].replace("\n", " ")
+    lines = ["# Estimators", "", intro, "",
+             f"- command: `{shlex.join(['python', 'benchmarks/estimators_table.py', *argv])}`; "
+             f"date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}; budget {args.budget} evaluations, "
+             f"{args.samples} draws, temperature {args.temperature:g}", "",
+             "| estimator | families | unbiased | evaluations of f | learned parameters | paper |", "|---|---|---|---:|---:|---|"]  # fmt: skip
     for name in sorted(ESTIMATORS):
         # learned parameters at the toy's latent (RELAX's network grows with it)
-        cls, estimator = ESTIMATORS[name], create(name, args.temperature, latent_shape=TASKS["toy_quadratic"]().latent_shape)
+        cls, estimator = ESTIMATORS[name], create(name, args.temperature, latent_shape=ToyQuadratic().latent_shape)
         learned = sum(p.numel() for p in estimator.parameters())
-        cells = [name, ", ".join(sorted(cls.families)), "yes" if cls.unbiased else "no", str(evaluations(name, args.temperature)),
-                 str(learned), paper(cls)] + [measure(name, t, args.samples, args.temperature) for t in TASKS]  # fmt: skip
+        cells = [name, ", ".join(sorted(cls.families)), "yes" if cls.unbiased else "no",
+                 str(evaluations(name, args.temperature)), str(learned), paper(cls)]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
-        print(lines[-1], flush=True)
+    for task_name in TASKS:
+        rows, skipped = [], []
+        for name in tqdm(sorted(ESTIMATORS), desc=task_name):
+            row = measure(name, task_name, args.samples, args.temperature, args.budget)
+            (skipped.append(f"{name}: {row}") if isinstance(row, str) else rows.append(row))
+        rows.sort(key=lambda r: r["mse"])
+        lines += ["", f"## {task_name}: equal budget of {args.budget} evaluations", "",
+                  "| estimator | evaluations spent | bias norm | variance | MSE | work-normalized variance | warning |",
+                  "|---|---:|---|---|---:|---|---|"]  # fmt: skip
+        lines += [f"| {r['estimator']} | {r['evaluations']}{' (over budget)' if r['over'] else ''} | {r['bias']} | "
+                  f"{r['variance']} | {r['mse']:.3g} | {r['wnv']} | {r['warning']} |" for r in rows]  # fmt: skip
+        if skipped:
+            lines += ["", "Not run: " + "; ".join(skipped)]
+    lines += ["", f"This run: {(time.perf_counter() - start) / 60:.1f} min."]
     write_atomic(args.output, "\n".join(lines) + "\n")
     print(f"wrote {args.output}")
 

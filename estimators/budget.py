@@ -40,6 +40,9 @@ class Budgeted(Estimator):
     def learned_values(self) -> dict[str, float]:
         return self.inner.learned_values()
 
+    def objective_note(self) -> str | None:
+        return self.inner.objective_note()
+
     def forward(self, logits: Tensor, f: Objective, family: str) -> Estimate:
         first = self.inner(logits, f, family)
         draws = [first] + [self.inner(logits, f, family) for _ in range(max(1, self.budget // first.evaluations) - 1)]

@@ -21,7 +21,7 @@ def config(estimator: str, temperature: float, task: str = "toy_quadratic", step
     unless given; ``bias_norm=(mean, lo, hi)`` sets one metric's triple."""
     row = {"config_id": f"{task}-{estimator}-{temperature}", "overrides": "", "task": task, "family": "bernoulli",
            "estimator": estimator, "knobs": "", "step": step, "seeds": 1, "evaluations": 1.0,
-           "temperature": temperature, "learned_temperature": np.nan, "eta": np.nan, "warning": ""}  # fmt: skip
+           "temperature": temperature, "learned_temperature": np.nan, "eta": np.nan, "alpha": np.nan, "beta": np.nan, "warning": ""}  # fmt: skip
     for metric in METRICS:
         mean, lo, hi = metrics.get(metric, (1.0, 0.5, 2.0))
         row |= {metric: mean, f"{metric}_lo": lo, f"{metric}_hi": hi}

@@ -33,7 +33,7 @@ from analysis.tables import format_results
 def stats_row(**values) -> dict:
     row = {"step": 0, "config_id": "c0", "overrides": "", "estimator": "st", "knobs": "",
            "task": "toy_quadratic", "family": "bernoulli", "temperature": None,
-           "learned_temperature": None, "eta": None, "samples": 100, "bias_sq": 0.01, "bias_norm": 0.1, "bias_p": 0.01,
+           "learned_temperature": None, "eta": None, "alpha": None, "beta": None, "samples": 100, "bias_sq": 0.01, "bias_norm": 0.1, "bias_p": 0.01,
            "bias_norm_lo": 0.05, "bias_norm_hi": 0.15, "relative_bias": 0.2, "variance": 1.0,
            "variance_lo": 0.9, "variance_hi": 1.1, "mse": 1.01, "snr": 0.5, "cosine": 0.9,
            "evaluations": 1, "seconds_per_estimate": 1e-6, "warmup_seconds": 0.01,
@@ -50,7 +50,7 @@ def write_run(folder: Path, rows: list[dict], job_overrides: list[str]) -> None:
     pd.DataFrame(rows, columns=STATS.names).to_csv(folder / "stats.csv", index=False)
     first = rows[0]
     identity = {k: first[k] for k in ("config_id", "overrides", "seed")}
-    learned = ("temperature", "learned_temperature", "eta")
+    learned = ("temperature", "learned_temperature", "eta", "alpha", "beta")
     train = [TRAIN.row(identity | {k: r[k] for k in ("step", *learned)}
                        | {"objective": 1.0 / (1 + r["step"]), "train_seconds": 0.1 * r["step"],
                           "probe_seconds": 0.01, "exact_objective": 0.3})

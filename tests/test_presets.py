@@ -1,7 +1,9 @@
 """The presets (conf/experiment/) do what their comments say, checked on composed configs
 without training: every command a preset's comment gives composes and validates; the DisARM
 presets train disarm and probe the paper's four estimators; experiment=benchmark reaches every
-registered estimator that supports its tasks; the Jang et al. presets anneal as described."""
+registered estimator that supports its tasks; the Jang et al. presets anneal as described; the
+RODEO and ReinMax presets train and probe their papers' estimators, all at one budget of
+evaluations of f, with the settings their comments cite, and run end to end through the CLI."""
 import math
 import shlex
 
@@ -18,6 +20,7 @@ from discograd.preflight import CONF_DIR, job_overrides
 from discograd.run import build_probed
 from estimators import ESTIMATORS
 from estimators.budget import Budgeted
+from test_cli import in_parallel, read_csv, read_summary  # tests/test_cli.py's CLI helpers
 
 PRESETS = sorted(path.stem for path in (CONF_DIR / "experiment").glob("*.yaml"))
 DISARM = ["disarm2020_linear", "disarm2020_nonlinear"]
@@ -160,3 +163,105 @@ def test_jang_presets_anneal_the_trained_temperature(name):
     assert schedule(10**6) == 0.5
     assert list(cfg.probe.estimators) == []
     assert cfg.task.iwae_samples == 1000 and cfg.dataset.binarize == "threshold"
+
+
+# ------------------------------------------- RODEO (Shi et al. 2022), ReinMax (Liu et al. 2023)
+
+RODEO = "rodeo2022_binary"
+POLYNOMIAL = "reinmax2023_polynomial"
+CATEGORICAL = "reinmax2023_categorical"
+GR100 = "gumbel_rao[num_samples=100]"
+# the methods of ReinMax's scripts (their --method help): reinmax, gumbel, st, rao_gumbel, gst-1.0
+REINMAX_BASKET = ["reinmax", "st_gumbel_softmax", "sigmoid_st", GR100, "gst"]
+# categories x latents -> (lr, temperature) of mnist_vae/reinmax_C_L.sh
+CELLS = {
+    "8x4": (5e-4, 1.3), "4x24": (5e-4, 1.5), "8x16": (7e-4, 1.5),
+    "16x12": (7e-4, 1.5), "64x8": (5e-4, 1.5), "10x30": (5e-4, 1.3),
+}  # fmt: skip
+
+
+def spent(cfg) -> dict[str, tuple[int, int]]:
+    """label -> evaluations of f per estimate of each probed estimator, as the run wraps it
+    (Budgeted, where ``budget`` is set) and as it is: {label: (wrapped, own)}."""
+    shape, family = tuple(build_task(cfg).latent_shape), task_family(cfg)
+    counts = {}
+    for label, estimator in probed(cfg).items():
+        wrapped = Budgeted(estimator, cfg.budget) if cfg.budget else estimator
+        counts[label] = (evaluations(wrapped, shape, family), evaluations(estimator, shape, family))
+    return counts
+
+
+def test_rodeo_preset_trains_rodeo_against_the_readmes_basket_at_k_2():
+    cfg = config(f"experiment={RODEO}")
+    assert registry_name(cfg.estimator) == "rodeo" and cfg.estimator.num_samples == 2
+    assert (cfg.dataset.name, cfg.dataset.binarize) == ("fashion_mnist", "dynamic")
+    task = cfg.task
+    assert (task.dims, task.encoder, task.batch_size, task.prior_lr) == (200, "nonlinear", 100, 0.0)
+    assert task.lr == pytest.approx(3e-4)  # RODEO's README for fashion_mnist, not Double CV's 1e-3
+    assert not task.center_input and not task.init_output_bias and cfg.steps == 10**6
+    # rodeo first, then the README's double_cv, disarm, arms and reinforce_loo (relax left out)
+    counts = spent(cfg)
+    assert list(counts) == ["rodeo", "double_cv", "disarm", "arms", LOO2]
+    assert cfg.budget == 2 and set(counts.values()) == {(2, 2)}  # all at K = 2, wrapped or not
+    trained = probed(config(f"experiment={RODEO}", "estimator=double_cv"))
+    assert next(iter(trained)) == "double_cv" and set(trained) == set(counts)
+
+
+def test_reinmax_polynomial_preset_sweeps_the_papers_powers():
+    cfg = config(f"experiment={POLYNOMIAL}")
+    assert registry_name(cfg.estimator) == "reinmax" and cfg.temperature == 1.0
+    task = build_task(cfg)
+    assert (task.family, task.latent_shape, task.batch_size, task.lr) == ("categorical", (128, 2), 64, 1e-3)
+    assert task.target.tolist() == pytest.approx([0.45, 0.55]) and cfg.steps == 40 * 200
+    estimators = probed(cfg)
+    assert list(estimators) == REINMAX_BASKET
+    assert estimators[GR100].num_samples == 100 and estimators["gst"].gap == 1.0
+    assert {e.temperature for e in estimators.values()} == {1.0}
+    assert cfg.budget == 1 and set(spent(cfg).values()) == {(1, 1)}
+    sweep = [config(*job).task.power for job in jobs("-m", f"experiment={POLYNOMIAL}")]
+    assert sweep == [1.5, 2, 3] and cfg.task.power == 2.0  # -m sweeps; a single run is p = 2
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_reinmax_categorical_cell_has_its_scripts_settings(cell):
+    lr, tau = CELLS[cell]
+    cfg = config(f"experiment={CATEGORICAL}", f"reinmax_cell={cell}", "dataset=digits")
+    validate(cfg)
+    assert f"{cfg.task.classes}x{cfg.task.dims}" == cell and cfg.task.lr == pytest.approx(lr)
+    assert cfg.temperature == tau and registry_name(cfg.estimator) == "reinmax"
+    assert (cfg.task.kl, list(cfg.task.hidden), cfg.task.batch_size, cfg.steps) == ("analytic", [512, 256], 100, 96000)
+    estimators = probed(cfg)
+    assert list(estimators) == REINMAX_BASKET
+    assert {e.temperature for e in estimators.values()} == {tau}  # the cell's tau, for all five
+    assert cfg.budget == 1 and set(spent(cfg).values()) == {(1, 1)}
+    # the cell file's comment quotes its script, and the values are the quoted ones
+    description = header(CONF_DIR / "reinmax_cell" / f"{cell}.yaml")[0]
+    assert f"reinmax_{cell.replace('x', '_')}.sh" in description
+    assert f"--lr {lr:.0e}".replace("e-0", "e-") in description and f"--temperature {tau}" in description
+
+
+def test_reinmax_categorical_grid_is_the_six_cells_on_mnist():
+    grid = jobs("-m", f"experiment={CATEGORICAL}")
+    assert [job[0] for job in grid] == [f"reinmax_cell={cell}" for cell in CELLS]
+    assert sorted(path.stem for path in (CONF_DIR / "reinmax_cell").glob("*.yaml")) == sorted(CELLS)
+    cfg = config(f"experiment={CATEGORICAL}")  # without reinmax_cell=: the first cell
+    assert (cfg.task.classes, cfg.task.dims, cfg.dataset.name) == (8, 4, "mnist")
+
+
+def test_the_new_presets_run_end_to_end(tmp_path):
+    """Each preset through the CLI at a tiny size (digits, 2 steps, few draws): it ends ok and
+    stats.csv holds its basket, every row at the preset's budget of evaluations."""
+    small = ["steps=2", "probe.samples=10", "probe.every=0", "probe.reference_samples=10", "task.batch_size=10"]
+    vae = ["dataset=digits", "task.eval_points=10", "task.iwae_samples=2"]
+    runs = {
+        RODEO: ([f"experiment={RODEO}", *small, *vae], ["rodeo", "double_cv", "disarm", "arms", LOO2], 2),
+        POLYNOMIAL: ([f"experiment={POLYNOMIAL}", *small, "task.dims=8"], REINMAX_BASKET, 1),
+        CATEGORICAL: ([f"experiment={CATEGORICAL}", "reinmax_cell=16x12", *small, *vae], REINMAX_BASKET, 1),
+    }
+    results = in_parallel(*[(args + [f"hydra.run.dir={tmp_path / name}"], tmp_path) for name, (args, _, _) in runs.items()])
+    for (name, (_, basket, budget)), result in zip(runs.items(), results):
+        assert result.rc == 0, result
+        assert read_summary(tmp_path / name)["status"] == "ok", result
+        rows = read_csv(tmp_path / name / "stats.csv")[1]
+        assert sorted({row["estimator"] for row in rows}) == sorted(basket), result
+        assert {int(row["evaluations"]) for row in rows} == {budget}, result

@@ -39,7 +39,7 @@ FIGURES = ["variance_vs_temperature", "bias_vs_temperature", "bias_variance_plan
 def stats_row(**values) -> dict:
     row = {c: 1.0 for c in STATS.names}
     row |= {"step": 0, "config_id": "c0", "overrides": "", "estimator": "st", "knobs": "", "task": "toy_quadratic",
-            "family": "bernoulli", "temperature": np.nan, "learned_temperature": np.nan, "eta": np.nan,
+            "family": "bernoulli", "temperature": np.nan, "learned_temperature": np.nan, "eta": np.nan, "alpha": np.nan, "beta": np.nan,
             "samples": 100, "reference": "exact", "reference_samples": None, "warning": "", "seed": 0, "device": "cpu",
             "evaluations": 1}  # fmt: skip
     return STATS.row(row | values)
@@ -50,7 +50,7 @@ def write_run(folder: Path, rows: list[dict], status: str = "ok", error: str | N
     if rows:  # a run that failed before its first probe has no stats.csv
         pd.DataFrame(rows).to_csv(folder / "stats.csv", index=False)
     pd.DataFrame({"step": [0, 1], "config_id": "c0", "overrides": "", "seed": 0, "objective": [1.0, 0.5],
-                  "temperature": [np.nan] * 2, "learned_temperature": np.nan, "eta": np.nan, "train_seconds": [0.0, 0.1],
+                  "temperature": [np.nan] * 2, "learned_temperature": np.nan, "eta": np.nan, "alpha": np.nan, "beta": np.nan, "train_seconds": [0.0, 0.1],
                   "probe_seconds": [0.2, 0.2],
                   "exact_objective": [0.3, 0.2]}).to_csv(folder / "train.csv", index=False)  # fmt: skip
     fields = {"status": status, "error": error, "error_type": None, "config_id": rows[0]["config_id"] if rows else "c0",
