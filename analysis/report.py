@@ -29,7 +29,9 @@ from matplotlib.figure import Figure
 from analysis.aggregate import summarize
 from analysis.collect import Collection, collect
 from analysis.figures import all_figures
-from analysis.tables import distinguishing, first_and_final, step_columns, step_labels, temperatures
+from analysis.tables import (
+    basket_at_start, distinguishing, first_and_final, split_basket, step_columns, step_labels, temperatures,
+)
 from primitives.io import write_atomic
 
 PACKAGES = ("torch", "hydra-core", "numpy", "pandas", "scipy", "seaborn", "matplotlib", "wandb")
@@ -38,9 +40,13 @@ PACKAGES = ("torch", "hydra-core", "numpy", "pandas", "scipy", "seaborn", "matpl
 def results_table(summary: pd.DataFrame) -> pd.DataFrame:
     """The headline table: every configuration (CONFIG_KEY) at its first and final probe step
     side by side (once where it was probed at one step), by final MSE within each task."""
-    if summary.empty:
-        return pd.DataFrame()
-    rows = first_and_final(summary)
+    return _results_frame(first_and_final(summary)) if not summary.empty else pd.DataFrame()
+
+
+def _results_frame(rows: pd.DataFrame, extra: dict[str, pd.Series] | None = None,
+                   overrides: pd.Series | None = None) -> pd.DataFrame:  # fmt: skip
+    """The report's columns for ``first_and_final`` rows (``extra`` after the temperature;
+    ``overrides``: the column as shown, by default ``distinguishing``'s)."""
     at = step_labels(rows)
     short = "{:.3g}".format
     cost = {"evals": rows["evaluations_final"].map("{:g}".format),  # at the final step
@@ -50,12 +56,27 @@ def results_table(summary: pd.DataFrame) -> pd.DataFrame:
     warning = columns.pop("warning")
     table = pd.DataFrame({
         "task": rows["task"], "family": rows["family"], "estimator": rows["estimator"],
-        "overrides": distinguishing(rows, by_temperature=True), "knobs": rows["knobs"], "temp.": temperatures(rows),
+        "overrides": distinguishing(rows, by_temperature=True) if overrides is None else overrides,
+        "knobs": rows["knobs"], "temp.": temperatures(rows), **(extra or {}),
         **columns, **cost, "warning": warning, "config_id": rows["config_id"],
     }).reset_index(drop=True)  # fmt: skip
     if rows.groupby("task")["family"].nunique().max() == 1:
         table = table.drop(columns="family")  # the task says it
     return table.drop(columns="overrides") if (table["overrides"] == "").all() else table
+
+
+def basket_tables(collection: Collection) -> dict[str, pd.DataFrame]:
+    """The estimators probed beside the trained ones (probe.estimators), as the end-of-sweep
+    table shows them: ``basket_start``, one row per distinct measurement at the first step
+    (analysis.tables.basket_at_start), and ``basket``, every run's rows at its first and final
+    step; both empty without a basket."""
+    trained, basket = split_basket(collection.stats, collection.runs)
+    if trained.empty or basket.empty:
+        return {"basket_start": pd.DataFrame(), "basket": pd.DataFrame()}
+    start, runs, shown = basket_at_start(basket)
+    table = _results_frame(start, {"runs": runs}, shown)
+    return {"basket_start": table.drop(columns="config_id"),  # a pooled row stands for several runs' ids
+            "basket": results_table(summarize(basket))}
 
 
 PROBLEM_COLUMNS = ["run", "status", "task", "estimator", "device", "error", "warning"]
@@ -145,6 +166,20 @@ def _results_html(frame: pd.DataFrame) -> str:
     return f'<div class="wide">{table}</div>'  # scrolls by itself where it cannot fit
 
 
+BASKET_START = ("Estimators probed beside them (probe.estimators) at the first step, at the runs' shared "
+                "starting parameters: one row per distinct measurement, runs: how many runs it stands for")
+
+
+def _basket_html(tables: dict[str, pd.DataFrame]) -> str:
+    """The basket's two tables: pooled at the first step, then every run's (folded)."""
+    if tables["basket"].empty:
+        return ""
+    rows = len(tables["basket"])
+    return (f"<h3>{BASKET_START}</h3>\n{_results_html(tables['basket_start'])}\n"
+            f"<details><summary>The basket in every run, at its first and final step ({rows} rows, "
+            f"each at its own run's parameters)</summary>\n{_results_html(tables['basket'])}</details>")
+
+
 def results_heading(results: pd.DataFrame) -> str:
     """"Results (...)": what the table holds and how it is sorted."""
     mse = [c for c in results.columns if c.startswith("MSE @")]
@@ -200,6 +235,7 @@ def render_html(tables: dict[str, pd.DataFrame], pngs: dict[str, bytes], collect
 <p>{counts(collection)}; written {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}</p>
 <h2>{results_heading(tables['results'])}</h2>
 {_results_html(tables['results'])}
+{_basket_html(tables)}
 <h2>Figures</h2>
 {figures}
 <h2>{PROBLEMS}</h2>
@@ -228,7 +264,11 @@ def _sweep_markdown(sweep: dict) -> list[str]:
 
 def render_markdown(tables: dict[str, pd.DataFrame], names: list[str], collection: Collection, title: str) -> str:
     lines = [f"# {title}", "", f"{counts(collection)}.", "", f"## {results_heading(tables['results'])}", "",
-             _markdown_table(tables["results"]), "", "## Figures", ""]  # fmt: skip
+             _markdown_table(tables["results"]), ""]  # fmt: skip
+    if not tables["basket"].empty:
+        lines += [f"### {BASKET_START}", "", _markdown_table(tables["basket_start"]), "",
+                  "### The basket in every run, at its first and final step", "", _markdown_table(tables["basket"]), ""]
+    lines += ["## Figures", ""]
     lines += [f"![{name}](figures/{name}.png)" for name in names]
     lines += ["", f"## {PROBLEMS}", "", _markdown_table(tables["failed"]), "",
               "## Sweep configuration and overrides", ""]  # fmt: skip
@@ -256,7 +296,9 @@ def write_report(
         write_atomic(out / "figures" / f"{name}.svg", _figure_bytes(fig, "svg"))
         paths[name] = out / "figures" / f"{name}.png"
         plt.close(fig)
-    tables = {"results": results_table(summary), "failed": problem_runs(collection), "environment": environment(collection)}
+    trained = split_basket(collection.stats, collection.runs)[0]
+    tables = {"results": results_table(summarize(trained) if not trained.empty else summary), **basket_tables(collection),
+              "failed": problem_runs(collection), "environment": environment(collection)}  # fmt: skip
     title = "discograd report: " + ", ".join(str(r) for r in roots)
     write_atomic(out / "report.html", render_html(tables, pngs, collection, title))
     write_atomic(out / "report.md", render_markdown(tables, list(pngs), collection, title))

@@ -34,6 +34,9 @@ class CategoricalVAEModules(nn.Module):
         self.register_buffer("input_mean", torch.zeros(pixels))
 
 
+OPTIMIZERS = ("adam", "radam")
+
+
 @register("categorical_vae")
 class CategoricalVAE(VAE):
     family = "categorical"
@@ -41,13 +44,17 @@ class CategoricalVAE(VAE):
 
     def __init__(self, dataset: Any, dims: int = 20, classes: int = 10, hidden: tuple[int, ...] = (512, 256),
                  kl: str = "analytic", lr: float = 1e-3, batch_size: int = 100, eval_every: int = 1000,
-                 eval_points: int = 1000, iwae_samples: int = 100, window: int = 100, data_seed: int = 0) -> None:  # fmt: skip
+                 eval_points: int = 1000, iwae_samples: int = 100, window: int = 100, data_seed: int = 0,
+                 optimizer: str = "adam") -> None:  # fmt: skip
         super().__init__(dataset, batch_size, kl, eval_every, eval_points, iwae_samples, window, data_seed)
         for knob, value, least in (("dims", dims, 1), ("classes", classes, 2)):
             if isinstance(value, bool) or int(value) != value or value < least:
                 raise ValueError(f"categorical_vae {knob} must be an integer >= {least}, got {value!r}")
         if not lr > 0:
             raise ValueError(f"categorical_vae lr must be > 0, got {lr!r}")
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"categorical_vae optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+        self.optimizer = optimizer
         self.latent_shape = (int(dims), int(classes))
         self.lr = float(lr)
         self.parameters = CategoricalVAEModules(self.pixels(), int(dims), int(classes), [int(h) for h in hidden])
@@ -62,4 +69,6 @@ class CategoricalVAE(VAE):
         return (log_q.exp() * (log_q + math.log(self.latent_shape[1]))).sum((-2, -1))
 
     def optimizers(self) -> list[torch.optim.Optimizer]:
+        if self.optimizer == "radam":  # RAdam (Liu et al. 2020), as ReinMax's MNIST-VAE scripts (--optim radam)
+            return [torch.optim.RAdam(self.parameters.parameters(), lr=self.lr)]
         return [adam(self.parameters.parameters(), self.lr)]

@@ -376,3 +376,8 @@ def test_a_basket_shared_by_every_run_is_one_row_at_step_0(tmp_path):
     pooled = next(row for row in basket if row[:end].split()[-1] == "4")
     assert "init_logit" not in pooled, text  # one run's overrides would misname it
     assert "5 final-step rows, one per run" in text
+    write_report([tmp_path])  # report.html: the same split, every run's basket folded below
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "Estimators probed beside them" in page and "<details><summary>The basket in every run" in page
+    results = page.split("Estimators probed beside them")[0]
+    assert ">arm<" not in results and ">st<" in results  # the headline table holds the trained rows

@@ -238,6 +238,10 @@ def test_reinmax_categorical_cell_has_its_scripts_settings(cell):
     description = header(CONF_DIR / "reinmax_cell" / f"{cell}.yaml")[0]
     assert f"reinmax_{cell.replace('x', '_')}.sh" in description
     assert f"--lr {lr:.0e}".replace("e-0", "e-") in description and f"--temperature {tau}" in description
+    optimizer = "adam" if cell == "8x4" else "radam"  # the scripts' --optim
+    assert f"--optim {optimizer}" in description and cfg.task.optimizer == optimizer
+    (built,) = build_task(cfg).optimizers()
+    assert type(built) is (torch.optim.Adam if optimizer == "adam" else torch.optim.RAdam)
 
 
 def test_reinmax_categorical_grid_is_the_six_cells_on_mnist():
