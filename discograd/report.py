@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from analysis.collect import Collection, collect, run_dirs
-from analysis.report import failed_runs, write_report
+from analysis.report import failed_runs, warned_runs, write_report
 from analysis.schema import SchemaError
 
 
@@ -68,8 +68,9 @@ def main(argv: list[str] | None = None) -> None:
 
         log_report(args.dirs[0].resolve().name, figures, summary, {"dirs": [str(d) for d in args.dirs]}, directory=report.parent)
     bad, unreadable = len(failed_runs(collection)), collection.unreadable["run"].nunique()
+    warned = len(warned_runs(collection))
     runs = len(collection.runs) + unreadable
-    also = f", {unreadable} unreadable" if unreadable else ""
+    also = (f", {warned} finished ok with a warning" if warned else "") + (f", {unreadable} unreadable" if unreadable else "")
     print(f"{runs} runs ({bad} did not finish ok{also}); report: {report}")
 
 

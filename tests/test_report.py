@@ -27,6 +27,7 @@ from analysis.figures import all_figures
 from analysis.report import problem_runs, write_report
 from analysis.schema import STATS, SchemaError
 from analysis.tables import format_results
+from discograd.report import main as report_main
 from test_cli import CUDA, discograd, job_folders
 
 FIGURES = ["variance_vs_temperature", "bias_vs_temperature", "bias_variance_plane", "work_normalized_variance",
@@ -115,7 +116,7 @@ def test_failed_runs_are_kept_with_their_error(tmp_path):
 DIVERGED = "the objective grew from 512 to 7e33 without becoming non-finite: it likely diverged"
 
 
-def test_a_run_that_finished_ok_with_a_warning_is_listed_with_it(tmp_path):
+def test_a_run_that_finished_ok_with_a_warning_is_listed_with_it(tmp_path, capsys):
     """summary.json's optional warning: a run that says ok but likely diverged is listed with
     the failed ones (status ok, its warning shown); a null warning, or none (an older
     summary), lists nothing."""
@@ -133,6 +134,8 @@ def test_a_run_that_finished_ok_with_a_warning_is_listed_with_it(tmp_path):
     problems = page.split("Runs that did not finish ok")[1].split("<h2>")[0]
     assert "<td>warned</td>" in problems and "<td>ok</td>" in problems and DIVERGED in problems
     assert "quiet" not in problems and "older" not in problems
+    report_main([str(tmp_path), "--out", str(tmp_path / "again")])  # the CLI's last line counts it
+    assert "4 runs (1 did not finish ok, 1 finished ok with a warning); report:" in capsys.readouterr().out
 
 
 def test_legends_never_cover_data(tmp_path):
