@@ -65,12 +65,11 @@ def _results_frame(rows: pd.DataFrame, extra: dict[str, pd.Series] | None = None
     return table.drop(columns="overrides") if (table["overrides"] == "").all() else table
 
 
-def basket_tables(collection: Collection) -> dict[str, pd.DataFrame]:
+def basket_tables(trained: pd.DataFrame, basket: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The estimators probed beside the trained ones (probe.estimators), as the end-of-sweep
     table shows them: ``basket_start``, one row per distinct measurement at the first step
     (analysis.tables.basket_at_start), and ``basket``, every run's rows at its first and final
-    step; both empty without a basket."""
-    trained, basket = split_basket(collection.stats, collection.runs)
+    step; both empty without a basket. ``trained``, ``basket``: analysis.tables.split_basket's."""
     if trained.empty or basket.empty:
         return {"basket_start": pd.DataFrame(), "basket": pd.DataFrame()}
     start, runs, shown = basket_at_start(basket)
@@ -296,8 +295,8 @@ def write_report(
         write_atomic(out / "figures" / f"{name}.svg", _figure_bytes(fig, "svg"))
         paths[name] = out / "figures" / f"{name}.png"
         plt.close(fig)
-    trained = split_basket(collection.stats, collection.runs)[0]
-    tables = {"results": results_table(summarize(trained) if not trained.empty else summary), **basket_tables(collection),
+    trained, basket = split_basket(collection.stats, collection.runs)
+    tables = {"results": results_table(summarize(trained) if not trained.empty else summary), **basket_tables(trained, basket),
               "failed": problem_runs(collection), "environment": environment(collection)}  # fmt: skip
     title = "discograd report: " + ", ".join(str(r) for r in roots)
     write_atomic(out / "report.html", render_html(tables, pngs, collection, title))
