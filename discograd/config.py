@@ -21,7 +21,7 @@ from discograd.errors import ConfigError
 from estimators import ESTIMATORS, Estimator
 from estimators.base import check_temperature
 from estimators.registry import construction, needs_latent_shape
-from primitives.families import FAMILIES
+from primitives.families import ALL_FAMILIES
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 LOGGER_MODES = ("online", "offline", "disabled")
@@ -85,8 +85,8 @@ def check_knobs(cfg: DictConfig) -> None:
         raise ConfigError(f"probe.save_draws must be true or false, got {cfg.probe.save_draws!r}")
     if cfg.probe.reference not in ("auto", "exact", "estimated"):
         raise ConfigError(f"unknown probe.reference {cfg.probe.reference!r}; valid: auto, exact, estimated")
-    if task_family(cfg) not in FAMILIES:
-        raise ConfigError(f"task.family must be one of {', '.join(FAMILIES)}, got {task_family(cfg)!r}")
+    if task_family(cfg) not in ALL_FAMILIES:
+        raise ConfigError(f"task.family must be one of {', '.join(ALL_FAMILIES)}, got {task_family(cfg)!r}")
     check_logger(cfg)
 
 
@@ -136,6 +136,12 @@ def estimator_class(node: DictConfig, what: str, cfg: DictConfig) -> type:
         raise ConfigError(
             f"{what} {cls.label()!r} supports {', '.join(sorted(cls.families))}, "
             f"but task {task_name(cfg)!r} is {family}; estimators for {family}: {', '.join(fitting)}"
+        )
+    if cls.pathwise and not getattr(build_task(cfg), "relaxable", True):
+        fitting = sorted(n for n, c in ESTIMATORS.items() if family in c.families and not c.pathwise)
+        raise ConfigError(
+            f"{what} {cls.label()!r} differentiates f in z, but task {task_name(cfg)!r}'s objective is "
+            f"defined on hard samples only; estimators for it: {', '.join(fitting)}"
         )
     return cls
 

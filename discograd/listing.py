@@ -159,9 +159,11 @@ def follows(node: dict[str, Any], key: str, family: str, count: int) -> bool:
 
 def evaluations_text(node: dict[str, Any], families: list[str]) -> str:
     """The evaluations of f per estimate, measured (module docstring): a number, the integer
-    knobs it follows, or 2^D / K^D."""
+    knobs it follows, or 2^D / K^D; measured on the independent-latent families (on a
+    sequence an estimate costs the same number of sequences)."""
     from primitives.enumeration import count
 
+    families = [f for f in families if f in SHAPES]
     counts = {f: [evaluations(node, f, shape) for shape in SHAPES[f]] for f in families}
     first = counts[families[0]][0]
     raised = [key for key in node if follows(node, key, families[0], first)]
@@ -171,7 +173,7 @@ def evaluations_text(node: dict[str, Any], families: list[str]) -> str:
         return str(first)
     if all(counts[f] == [count(shape, f) for shape in SHAPES[f]] for f in families):
         names = {"bernoulli": "2^D", "categorical": "K^D"}
-        return " or ".join(names[f] for f in families) + " (every configuration)"
+        return " or ".join(names[f] for f in families) + " (all states)"
     return f"depends on D, K ({first} at D = 2)"
 
 

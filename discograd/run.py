@@ -159,6 +159,15 @@ class Recorder:
         self.logger.train(self.train[-1])
 
 
+def task_metrics(task: Task) -> dict[str, float]:
+    """``task.evaluate()``, refused if a metric takes the name of one of train.csv's own columns
+    (it would overwrite that column in the row: mrf's ``objective`` once did)."""
+    metrics = task.evaluate()
+    if taken := [k for k in metrics if k in TRAIN.names]:
+        raise SchemaError(f"task {task.label()!r}'s evaluate() returns {', '.join(taken)}, a train.csv column; rename the metric")
+    return metrics
+
+
 def learned_columns(estimator: Estimator) -> dict[str, float | None]:
     """The schema's learned-value columns for ``estimator`` (None where it learns nothing)."""
     values = estimator.learned_values()
@@ -335,7 +344,7 @@ def run(cfg: DictConfig, output_dir: Path, logger: Logger | None = None, overrid
                         recorder.add_stats(row | {"seed": cfg.seed, "device": str(device)})
                     probe_seconds += time.perf_counter() - probe_start
                 if step % cfg.log_every == 0 or step == cfg.steps:
-                    metrics = task.evaluate()
+                    metrics = task_metrics(task)
                     recorder.add_train({
                         "step": step, "seed": cfg.seed, "objective": float(np.mean(window)) if window else float("nan"),
                         "temperature": estimator.temperature, **learned_columns(estimator), **metrics,

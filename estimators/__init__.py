@@ -1,7 +1,7 @@
 """Gradient estimators for discrete latents, one module each, registered by name."""
 from estimators import (  # noqa: F401  (fill the registry)
     arm, arms, decoupled_st, disarm, double_cv, exact, gst, gumbel_rao, gumbel_softmax, indecater,
-    muprop, rebar, reinforce, reinmax, relax, rodeo, sigmoid_st, st, st_gumbel_softmax,
+    grpo, muprop, rebar, reinforce, reinmax, relax, rodeo, sigmoid_st, st, st_gumbel_softmax,
     unordered_set, zgr,
 )
 from estimators.base import Estimate, Estimator

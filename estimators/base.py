@@ -15,9 +15,12 @@ is the detached estimate of L; ``evaluations`` counts the samples f was run on;
 ``control_loss`` (estimators with learned parts, training mode only) is what those parts
 minimize, e.g. the squared norm of the estimate.
 
-Capabilities are attributes that callers check: ``families``, ``unbiased``, ``vmappable``
-(False sends the gradient probe to its loop path), ``relaxed_value``, ``learns_temperature``
-and ``name`` (set by ``@register``).
+Capabilities are attributes that callers check: ``families`` (``sequence`` among them for an
+estimator that acts on autoregressive sequences, where ``logits`` is a policy:
+primitives/sequences.py), ``unbiased``, ``vmappable`` (False sends the gradient probe to its
+loop path), ``relaxed_value``, ``pathwise`` (the estimate uses f's derivative in z, so f must
+be defined and differentiable on relaxed values: a task whose ``relaxable`` is False is
+refused), ``learns_temperature`` and ``name`` (set by ``@register``).
 
 Knobs and state. Knobs are constructor arguments (the estimator's Hydra node); they are frozen
 and are the estimator's identity. State is what changes during a run: the temperature and
@@ -76,6 +79,7 @@ class Estimator(Named, nn.Module):
     unbiased: ClassVar[bool] = False
     vmappable: ClassVar[bool] = True
     relaxed_value: ClassVar[bool] = False  # True: ``value`` is f at a relaxed sample, not at hard samples
+    pathwise: ClassVar[bool] = False  # True: differentiates f in z (needs a task whose f is relaxable)
     learns_temperature: bool = False  # True: training sets the temperature; no schedule may
     control_lr: float | None = None  # learning rate of the learned parameters; None: none are learned
     temperature: float | None = None

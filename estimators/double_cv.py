@@ -86,6 +86,8 @@ class DoubleCV(Estimator):
     the other samples' baseline uses and a term added to the estimate directly (RODEO,
     estimators/rodeo.py, overrides it with its Stein control variates)."""
 
+    pathwise = True
+
     families = frozenset({"bernoulli"})
     unbiased = True
 

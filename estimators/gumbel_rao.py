@@ -32,14 +32,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from estimators.base import Estimate, Estimator, Objective, check_count, check_temperature
+from estimators.base import check_count, check_temperature
+from estimators.local import Local
 from primitives.families import harden, relaxed_sample, soft
 from estimators.registry import register
 from primitives.sampling import conditional_gumbel, conditional_logistic
 
 
 @register("gumbel_rao")
-class GumbelRao(Estimator):
+class GumbelRao(Local):
     def __init__(self, temperature: float = 1.0, num_samples: int = 10) -> None:
         super().__init__()
         self.temperature = check_temperature(temperature)
@@ -54,14 +55,12 @@ class GumbelRao(Estimator):
         perturbed = conditional(fixed, given) - fixed + logits
         return soft(perturbed, family, self.temperature)
 
-    def forward(self, logits: Tensor, f: Objective, family: str) -> Estimate:
-        self.check_input(logits, family)
+    def sample(self, logits: Tensor, family: str) -> Tensor:
         y = relaxed_sample(logits, family, self.temperature, 1)  # [1, *B, D(, K)], as ST-GS draws it
         z = harden(y, family)
         if self.num_samples > 1:
             y = torch.cat([y, self.conditional_relaxed(logits, z, family)]).mean(0, keepdim=True)
-        values = self.evaluate(f, z + (y - y.detach()), logits, family)  # [1, *B]; exactly z forward
-        return Estimate(values.mean(), values.detach().mean(), 1)
+        return z + (y - y.detach())  # exactly z forward
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}, num_samples={self.num_samples}"

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from estimators.base import Estimate, Estimator, Objective, check_temperature
+from estimators.base import check_temperature
+from estimators.local import Local
 from primitives.families import relaxed_sample
 from estimators.registry import register
 
 
 @register("gumbel_softmax")
-class GumbelSoftmax(Estimator):
+class GumbelSoftmax(Local):
     relaxed_value = True
     def __init__(self, temperature: float = 1.0) -> None:
         super().__init__()
@@ -36,8 +37,3 @@ class GumbelSoftmax(Estimator):
     def sample(self, logits: Tensor, family: str) -> Tensor:
         """What f is evaluated on: one relaxed sample [1, *B, D(, K)]."""
         return relaxed_sample(logits, family, self.temperature, 1)
-
-    def forward(self, logits: Tensor, f: Objective, family: str) -> Estimate:
-        self.check_input(logits, family)
-        values = self.evaluate(f, self.sample(logits, family), logits, family)  # [1, *B]
-        return Estimate(values.mean(), values.detach().mean(), 1)

@@ -37,6 +37,7 @@ from estimators.registry import register
 
 @register("muprop")
 class MuProp(Estimator):
+    pathwise = True
     unbiased = True
 
     def taylor(self, f: Objective, mu: Tensor, logits: Tensor, family: str) -> tuple[Tensor, Tensor]:

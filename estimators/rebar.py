@@ -70,6 +70,7 @@ def score(b: Tensor, logits: Tensor, family: str) -> Tensor:
 
 @register("rebar")
 class Rebar(Estimator):
+    pathwise = True
     unbiased = True
 
     def __init__(self, temperature: float = 1.0, eta: float = 1.0, learn: bool = False, lr: float = 1e-3) -> None:

@@ -10,7 +10,8 @@ Baselines b_s (each keeps the estimator unbiased, since b_s does not depend on z
                     training mode only, after the estimate: b <- decay b + (1 - decay) mean f
     loo             b_s = mean of f over the other S - 1 samples (RLOO) [3]
 
-Cost: S evaluations of f. Families: bernoulli and categorical.
+Cost: S evaluations of f. Families: bernoulli, categorical, and sequences (scored whole:
+log p(z) is the teacher-forced sum over the tokens).
 
 References:
     [1] R. J. Williams (1992). Simple statistical gradient-following algorithms for
@@ -24,7 +25,7 @@ import torch
 from torch import Tensor
 
 from estimators.base import Estimate, Estimator, Objective, check_count
-from primitives.families import log_prob, sample
+from primitives.families import ALL_FAMILIES, log_prob, sample
 from estimators.registry import register
 
 BASELINES = ("none", "moving_average", "loo")
@@ -32,6 +33,7 @@ BASELINES = ("none", "moving_average", "loo")
 
 @register("reinforce")
 class Reinforce(Estimator):
+    families = frozenset(ALL_FAMILIES)  # a sequence is sampled and scored whole
     unbiased = True
 
     def __init__(self, baseline: str = "none", num_samples: int = 1, decay: float = 0.9) -> None:
@@ -55,11 +57,15 @@ class Reinforce(Estimator):
             return self.running_mean.expand_as(values)
         return torch.zeros_like(values)
 
+    def advantage(self, values: Tensor) -> Tensor:
+        """The weights of the score terms [S, *B] (detached): f - b."""
+        return values.detach() - self.baseline_values(values)
+
     def forward(self, logits: Tensor, f: Objective, family: str) -> Estimate:
         self.check_input(logits, family)
-        z = sample(logits, family, self.num_samples)  # [S, *B, D(, K)]
+        z = sample(logits, family, self.num_samples)  # [S, *B, D(, K)] or [S, L, K]
         values = self.evaluate(f, z, logits, family)  # [S, *B]
-        advantage = values.detach() - self.baseline_values(values)
+        advantage = self.advantage(values)
         surrogate = (values + advantage * log_prob(z, logits, family)).mean()
         if self.baseline == "moving_average" and self.training:
             self.running_mean.mul_(self.decay).add_((1.0 - self.decay) * values.detach().mean())

@@ -29,7 +29,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from estimators.base import Estimate, Estimator, Objective, check_temperature
+from estimators.base import check_temperature
+from estimators.local import Local
 from primitives.families import sample, soft
 from estimators.registry import register
 
@@ -42,18 +43,16 @@ def softmax_jacobian_proxy(logits: Tensor, probs: Tensor) -> Tensor:
 
 
 @register("reinmax")
-class ReinMax(Estimator):
-    families = frozenset({"categorical"})
+class ReinMax(Local):
+    families = frozenset({"categorical", "sequence"})
 
     def __init__(self, temperature: float = 1.0) -> None:
         super().__init__()
         self.temperature = check_temperature(temperature)
 
-    def forward(self, logits: Tensor, f: Objective, family: str) -> Estimate:
-        self.check_input(logits, family)
+    def sample(self, logits: Tensor, family: str) -> Tensor:
         z = sample(logits, family, 1)  # [1, *B, D, K] one-hot, from softmax(logits)
         pi0 = torch.softmax(logits.detach(), -1)  # [*B, D, K]
         pi1 = 0.5 * (soft(logits.detach(), family, self.temperature) + z)  # [1, *B, D, K]
         proxy = 2.0 * softmax_jacobian_proxy(logits, pi1) - 0.5 * softmax_jacobian_proxy(logits, pi0)
-        values = self.evaluate(f, z + (proxy - proxy.detach()), logits, family)  # [1, *B]; exactly z forward
-        return Estimate(values.mean(), values.detach().mean(), 1)
+        return z + (proxy - proxy.detach())  # exactly z forward

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from estimators.base import Estimate, Estimator, Objective
+from estimators.local import Local
 from primitives.families import sample
 
 
@@ -31,17 +31,14 @@ def as_two_classes(logits: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
     return torch.stack([torch.zeros_like(logits), logits], -1), torch.stack([1 - z, z], -1)
 
 
-class SampleStraightThrough(Estimator):
+class SampleStraightThrough(Local):
     """Base class: forward the hard sample z, backward the Jacobian of ``proxy(logits, z)``."""
 
     def proxy(self, logits: Tensor, z: Tensor, family: str) -> Tensor:
         """The stand-in [1, *B, D(, K)] whose Jacobian in the logits replaces dz/dlogits."""
         raise NotImplementedError
 
-    def forward(self, logits: Tensor, f: Objective, family: str) -> Estimate:
-        self.check_input(logits, family)
+    def sample(self, logits: Tensor, family: str) -> Tensor:
         z = sample(logits, family, 1)  # [1, *B, D(, K)]
         proxy = self.proxy(logits, z, family)
-        # [1, *B]; f sees exactly z
-        values = self.evaluate(f, z + (proxy - proxy.detach()), logits, family)
-        return Estimate(values.mean(), values.detach().mean(), 1)
+        return z + (proxy - proxy.detach())  # f sees exactly z

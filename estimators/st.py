@@ -15,20 +15,18 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from estimators.base import Estimate, Estimator, Objective
+from estimators.local import Local
 from primitives.families import sample
 from estimators.registry import register
 
 
 @register("st")
-class StraightThrough(Estimator):
+class StraightThrough(Local):
     def proxy(self, logits: Tensor, family: str) -> Tensor:
         """The differentiable stand-in whose Jacobian replaces dz/dlogits: the logits themselves."""
         return logits
 
-    def forward(self, logits: Tensor, f: Objective, family: str) -> Estimate:
-        self.check_input(logits, family)
+    def sample(self, logits: Tensor, family: str) -> Tensor:
         z = sample(logits, family, 1)  # [1, *B, D(, K)]
         proxy = self.proxy(logits, family)
-        values = self.evaluate(f, z + (proxy - proxy.detach()), logits, family)  # [1, *B]; z exactly
-        return Estimate(values.mean(), values.detach().mean(), 1)
+        return z + (proxy - proxy.detach())  # exactly z forward

@@ -37,7 +37,17 @@ A latent of D independent categoricals (knob ``latents``):
            being a sample, for grad_{theta_d} E[f]; the score terms are summed over d and f's
            own pathwise term averaged over d. For any D (the categorical VAE's 20 x 10).
            With k = K it is the local expectation gradient. Cost: D min(k, K) evaluations.
-Batch elements are independent, each with its own sets. Families: categorical.
+Batch elements are independent, each with its own sets.
+
+Sequences (family ``sequence``, ``logits`` a policy; ``latents`` does not apply): S is k
+distinct sequences drawn by stochastic beam search [2] (primitives/beam_search.py), with their
+exact log p(y) (the search carries them apart from the perturbed scores); the set
+probabilities need p only on S and 1 - p(S), so no enumeration of the K^L sequences, and the
+estimator above applies as it is, log p(y) differentiated by teacher forcing. 1 - p(S) is
+computed as log1mexp(logsumexp log p(S)): it loses relative precision when S holds almost all
+the mass (k near K^L on a peaked policy). Cost: min(k, K^L) evaluations of f.
+
+Families: categorical, sequence.
 
 References:
     [1] W. Kool, H. van Hoof, M. Welling (2020). Estimating gradients for discrete random
@@ -56,9 +66,11 @@ import torch
 from torch import Tensor
 
 from estimators.base import Estimate, Estimator, Objective, check_count
+from primitives.beam_search import stochastic_beam_search
 from primitives.families import log_prob
 from estimators.registry import register
-from primitives.sampling import gumbel_max, gumbel_top_k
+from primitives.sampling import gumbel_max, gumbel_top_k, log1mexp
+from primitives.sequences import SEQUENCE
 
 MAX_STATES = 2**16  # joint states of a latent (K^D) the product space may have
 MAX_SAMPLES = 16  # the recursion visits 2^k subsets
@@ -90,40 +102,45 @@ def _subsets(k: int) -> tuple[list[list[int]], list[dict[int, int]]]:
     return levels, [{m: i for i, m in enumerate(level)} for level in levels]
 
 
-def set_log_probs(joint: Tensor, index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """log Q(A) = log p^{D \\ A}(S \\ A) for A = {}, {s}, {s, s'}: [*B], [*B, k], [*B, k, k]
-    (the diagonal of the last is log Q({s})). S: the k distinct states ``index`` [*B, k] of
-    the normalized joint log-probabilities ``joint`` [*B, M]."""
-    k = index.shape[-1]
-    levels, position = _subsets(k)
-    log_p = joint.gather(-1, index)  # [*B, k]
+def outside(joint: Tensor, index: Tensor) -> Tensor:
+    """log(1 - p(S)) [*B, 1] of the states ``index`` [*B, k] of the normalized joint
+    log-probabilities ``joint`` [*B, M], summed over the states outside S (no cancellation)."""
     drawn = torch.zeros_like(joint, dtype=torch.bool).scatter(-1, index, True)
-    log_outside = torch.logsumexp(joint.masked_fill(drawn, float("-inf")), -1, keepdim=True)  # [*B, 1]
+    return torch.logsumexp(joint.masked_fill(drawn, float("-inf")), -1, keepdim=True)
+
+
+def set_log_probs(log_p: Tensor, log_outside: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """log Q(A) = log p^{D \\ A}(S \\ A) for A = {}, {s}, {s, s'}: [*B], [*B, k], [*B, k, k]
+    (the diagonal of the last is log Q({s})), for a set S of k distinct outcomes with
+    log-probabilities ``log_p`` [*B, k] and log(1 - p(S)) ``log_outside`` [*B, 1]."""
+    k = log_p.shape[-1]
+    levels, position = _subsets(k)
+    device = log_p.device
     log_q = [None] * (k + 1)
     log_q[k] = torch.zeros_like(log_p[..., :1])  # Q(S) = 1
     for size in range(k - 1, -1, -1):
         masks = levels[size]
-        member = torch.tensor([[bool(m >> t & 1) for t in range(k)] for m in masks], device=joint.device)  # [n, k]
+        member = torch.tensor([[bool(m >> t & 1) for t in range(k)] for m in masks], device=device)  # [n, k]
         following = torch.tensor(
             [[position[size + 1][m | 1 << t] if not m >> t & 1 else 0 for t in range(k)] for m in masks],
-            device=joint.device,
+            device=device,
         )  # [n, k]: where A + t sits in the next size
         # log(1 - p(A)): the classes outside S plus those of S \ A
         rest = torch.logaddexp(log_outside, log_p.unsqueeze(-2).masked_fill(member, float("-inf")).logsumexp(-1))
         terms = log_p.unsqueeze(-2) - rest.unsqueeze(-1) + log_q[size + 1][..., following]  # [*B, n, k]
         log_q[size] = terms.masked_fill(member, float("-inf")).logsumexp(-1)  # [*B, n]
     pairs = torch.tensor(
-        [[position[2][1 << s | 1 << t] if s != t else 0 for t in range(k)] for s in range(k)], device=joint.device
+        [[position[2][1 << s | 1 << t] if s != t else 0 for t in range(k)] for s in range(k)], device=device
     ) if k >= 2 else None
     second = log_q[2][..., pairs] if k >= 2 else log_q[1].unsqueeze(-1)  # [*B, k, k]
-    diagonal = torch.eye(k, dtype=torch.bool, device=joint.device)
+    diagonal = torch.eye(k, dtype=torch.bool, device=device)
     second = torch.where(diagonal, log_q[1].unsqueeze(-1).expand_as(second), second)
     return log_q[0][..., 0], log_q[1], second
 
 
 @register("unordered_set")
 class UnorderedSet(Estimator):
-    families = frozenset({"categorical"})
+    families = frozenset({"categorical", SEQUENCE})
     unbiased = True
 
     def __init__(self, num_samples: int = 4, latents: str = "joint") -> None:
@@ -135,19 +152,20 @@ class UnorderedSet(Estimator):
             raise ValueError(f"unknown unordered_set latents {latents!r}; valid: {', '.join(LATENTS)}")
         self.latents = latents
 
-    def weights(self, joint: Tensor, index: Tensor) -> tuple[Tensor, Tensor | None]:
-        """(p(s) R(S, s) [*B, k], p(s') R^{D\\s}(S, s') [*B, k, k] or None for k = 1), detached."""
-        log_set, log_without_s, log_without_ss = set_log_probs(joint, index)
-        log_p = joint.gather(-1, index)  # [*B, k]
+    def weights(self, log_p: Tensor, log_outside: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(p(s) R(S, s) [*B, k], p(s') R^{D\\s}(S, s') [*B, k, k] or None for k = 1) of a set
+        with log-probabilities ``log_p`` [*B, k] and log(1 - p(S)) ``log_outside`` [*B, 1], detached."""
+        log_set, log_without_s, log_without_ss = set_log_probs(log_p, log_outside)
         weight = (log_p + log_without_s - log_set.unsqueeze(-1)).exp()
-        if index.shape[-1] == 1:
+        if log_p.shape[-1] == 1:
             return weight, None
         return weight, (log_p.unsqueeze(-2) + log_without_ss - log_without_s.unsqueeze(-1)).exp()
 
-    def set_terms(self, values: Tensor, log_p: Tensor, joint: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
-        """(score term, weighted f) [*B] of sets ``index`` [*B, k] of ``joint`` [*B, M], from f at
-        the members [k, *B] and their differentiable log p [k, *B]; the second is sum_s p(s) R(S, s) f(s)."""
-        weight, baseline_weight = self.weights(joint, index)
+    def set_terms(self, values: Tensor, log_p: Tensor, set_log_p: Tensor, log_outside: Tensor) -> tuple[Tensor, Tensor]:
+        """(score term, weighted f) [*B] of sets with detached log-probabilities ``set_log_p``
+        [*B, k] and log(1 - p(S)) ``log_outside`` [*B, 1], from f at the members [k, *B] and
+        their differentiable log p [k, *B]; the second is sum_s p(s) R(S, s) f(s)."""
+        weight, baseline_weight = self.weights(set_log_p, log_outside)
         weight = weight.movedim(-1, 0)  # [k, *B]
         if baseline_weight is None:
             baseline = torch.zeros_like(values)
@@ -157,6 +175,8 @@ class UnorderedSet(Estimator):
 
     def forward(self, logits: Tensor, f: Objective, family: str) -> Estimate:
         self.check_input(logits, family)
+        if family == SEQUENCE:
+            return self.sequences(logits, f)
         if self.latents == "each":
             return self.each(logits, f, family)
         dims, classes = logits.shape[-2:]
@@ -170,8 +190,18 @@ class UnorderedSet(Estimator):
         index = gumbel_top_k(joint, k)  # [*B, k], distinct states
         z = decode(index, dims, classes).to(logits.dtype)  # [k, *B, D, K]
         values = self.evaluate(f, z, logits, family)  # [k, *B]
-        score, weighted = self.set_terms(values, log_prob(z, logits, family), joint, index)
+        score, weighted = self.set_terms(values, log_prob(z, logits, family), joint.gather(-1, index), outside(joint, index))
         return Estimate((score + weighted).mean(), weighted.detach().mean(), k)
+
+    def sequences(self, policy, f: Objective) -> Estimate:
+        """Family sequence: a set of k distinct sequences by stochastic beam search."""
+        k = min(self.num_samples, policy.vocab**policy.length)
+        beam = stochastic_beam_search(policy, k)
+        values = self.evaluate(f, beam.sequences, policy, SEQUENCE)  # [k]
+        mass = torch.logsumexp(beam.log_probs, -1, keepdim=True).clamp(max=0.0)  # log p(S), [1]
+        log_outside = torch.full_like(mass, float("-inf")) if k == policy.vocab**policy.length else log1mexp(mass)
+        score, weighted = self.set_terms(values, log_prob(beam.sequences, policy, SEQUENCE), beam.log_probs, log_outside)
+        return Estimate(score + weighted, weighted.detach(), k)
 
     def each(self, logits: Tensor, f: Objective, family: str) -> Estimate:
         """latents=each: one shared sample z, and for each latent d a set of k of its classes with
@@ -188,7 +218,8 @@ class UnorderedSet(Estimator):
         z = torch.where(replaced, choice.unsqueeze(-2), base)  # [k, D (set), *B, D (latent), K]
         values = self.evaluate(f, z.flatten(0, 1), logits, family).unflatten(0, (k, dims)).movedim(1, -1)  # [k, *B, D]
         log_p = torch.log_softmax(logits, -1).gather(-1, index).movedim(-1, 0)  # [k, *B, D]
-        score, weighted = self.set_terms(values, log_p, per_latent, index)  # [*B, D] each
+        set_log_p = per_latent.gather(-1, index)  # [*B, D, k]
+        score, weighted = self.set_terms(values, log_p, set_log_p, outside(per_latent, index))  # [*B, D] each
         return Estimate((score.sum(-1) + weighted.mean(-1)).mean(), weighted.detach().mean(), dims * k)
 
     def extra_repr(self) -> str:

@@ -3,7 +3,11 @@ r"""The two families of discrete latents and the operations every estimator need
 Shapes (the one convention of the package):
     bernoulli    logits [*B, D],    samples [S, *B, D] in {0, 1}
     categorical  logits [*B, D, K], samples [S, *B, D, K] one-hot over K
-f maps samples [S, *B, ...] to per-sample values [S, *B]; log-probabilities are summed over D.
+    sequence     a policy (primitives/sequences.py) in place of logits, samples [S, L, K]
+                 one-hot tokens, no batch axes
+f maps samples [S, *B, ...] to per-sample values [S, *B]; log-probabilities are summed over D
+(over the L tokens for a sequence). ``sample`` and ``log_prob`` take a policy for the sequence
+family, so that score-function estimators act on whole sequences unchanged.
 """
 from __future__ import annotations
 
@@ -11,14 +15,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from primitives import sequences
 from primitives.sampling import gumbel_max, gumbel_noise, logistic_noise, one_hot_argmax
+from primitives.sequences import SEQUENCE
 
-FAMILIES = ("bernoulli", "categorical")
+FAMILIES = ("bernoulli", "categorical")  # independent latents: the families of logits tensors
+ALL_FAMILIES = FAMILIES + (SEQUENCE,)
 
 
 def check_family(family: str) -> None:
-    if family not in FAMILIES:
-        raise ValueError(f"unknown family {family!r}; valid: {', '.join(FAMILIES)}")
+    if family not in ALL_FAMILIES:
+        raise ValueError(f"unknown family {family!r}; valid: {', '.join(ALL_FAMILIES)}")
 
 
 def event_shape(logits: Tensor, family: str) -> torch.Size:
@@ -27,7 +34,9 @@ def event_shape(logits: Tensor, family: str) -> torch.Size:
 
 
 def batch_shape(logits: Tensor, family: str) -> torch.Size:
-    """*B of logits: all axes but D (bernoulli) or D, K (categorical)."""
+    """*B of logits: all axes but D (bernoulli) or D, K (categorical); () for a sequence policy."""
+    if family == SEQUENCE:
+        return torch.Size(())
     event_dims = 1 if family == "bernoulli" else 2
     if logits.dim() < event_dims:
         raise ValueError(f"{family} logits need at least {event_dims} axes, got shape {tuple(logits.shape)}")
@@ -36,7 +45,10 @@ def batch_shape(logits: Tensor, family: str) -> torch.Size:
 
 def sample(logits: Tensor, family: str, num_samples: int) -> Tensor:
     """Hard samples [S, *B, D(, K)], without gradient (bernoulli: the draws of
-    torch.distributions.Bernoulli.sample, the same kernel and random stream)."""
+    torch.distributions.Bernoulli.sample, the same kernel and random stream); for a sequence,
+    ``logits`` is the policy and the samples are ancestral, [S, L, K]."""
+    if family == SEQUENCE:
+        return sequences.sample(logits, num_samples)
     logits = logits.detach()
     if family == "bernoulli":
         return torch.bernoulli(torch.sigmoid(logits).expand((num_samples,) + logits.shape))
@@ -55,7 +67,10 @@ def log_prob(z: Tensor, logits: Tensor, family: str) -> Tensor:
     gradient in z), Bernoulli is already linear. Written out because building the
     distribution object took a third of the call on the binary VAE's batch (93 against 63 us,
     [1, 50, 200]), on every training step. tests/test_sampling.py checks both.
+    A sequence's (``logits`` the policy) is the teacher-forced sum over its tokens.
     """
+    if family == SEQUENCE:
+        return sequences.log_prob(logits, z)
     if family == "bernoulli":
         return -F.binary_cross_entropy_with_logits(logits.expand_as(z), z, reduction="none").sum(-1)
     return (z * F.log_softmax(logits, dim=-1)).sum((-2, -1))

@@ -25,6 +25,7 @@ References:
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -52,6 +53,12 @@ def logistic_noise(shape: torch.Size | tuple[int, ...], like: Tensor) -> Tensor:
     info = torch.finfo(like.dtype)
     u = torch.rand(shape, dtype=like.dtype, device=like.device).clamp(info.tiny, 1.0 - info.eps)
     return torch.log(u) - torch.log1p(-u)
+
+
+def log1mexp(x: Tensor) -> Tensor:
+    """log(1 - e^x) for x <= 0, accurate at both ends (-inf at x = 0; Maechler 2012's switch at
+    -log 2 between log(-expm1(x)) and log1p(-exp(x)))."""
+    return torch.where(x > -math.log(2.0), torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
 
 
 def one_hot_argmax(scores: Tensor) -> Tensor:

@@ -121,10 +121,10 @@ class MRF(Task):
         with torch.no_grad():
             objective = self.expected_objective().item()
             if not self.exact_log_z:
-                return {"objective": objective}
+                return {"exact_objective": objective}
             log_z, p_marginals = self.exact_p()
             error = (self.marginals().double() - p_marginals.to(self.marginals().device)).abs().mean().item()
-        return {"objective": objective, "kl": objective + log_z, "log_z": log_z, "marginal_mae": error}
+        return {"exact_objective": objective, "kl": objective + log_z, "log_z": log_z, "marginal_mae": error}
 
     def optimizers(self) -> list[torch.optim.Optimizer]:
         return [adam(self.parameters.parameters(), self.lr)]

@@ -37,7 +37,7 @@ from primitives.sampling import (
     plackett_luce_log_prob,
 )  # fmt: skip
 from estimators.st_gumbel_softmax import StraightThroughGumbelSoftmax
-from estimators.unordered_set import UnorderedSet, set_log_probs
+from estimators.unordered_set import UnorderedSet, outside, set_log_probs
 
 N = 10_000
 N_NOISE = 100_000
@@ -200,8 +200,8 @@ def test_reinmax_matches_the_authors_pip_package_draw_for_draw(monkeypatch):
     assert len(seen) >= 4  # several samples, not one
 
 
-def test_reinmax_is_categorical_only():
-    with pytest.raises(ValueError, match="supports categorical, not bernoulli"):
+def test_reinmax_refuses_bernoulli():
+    with pytest.raises(ValueError, match="supports categorical, sequence, not bernoulli"):
         ReinMax()(torch.zeros(3), lambda z: z.sum(-1), "bernoulli")
 
 
@@ -294,7 +294,7 @@ def test_set_probabilities_match_enumerated_orderings():
         orders = torch.tensor(list(itertools.permutations(members))) if members else None
         return torch.logsumexp(plackett_luce_log_prob(domain, orders), 0) if members else torch.tensor(0.0)
 
-    log_set, log_without_s, log_without_ss = set_log_probs(joint, index)
+    log_set, log_without_s, log_without_ss = set_log_probs(joint.gather(-1, index), outside(joint, index))
     items = index.tolist()
     assert torch.allclose(log_set, log_p_set(items), atol=1e-12)
     for i, s in enumerate(items):

@@ -250,23 +250,24 @@ def test_zgr_is_unbiased_for_quadratic_f(task):
 
 @pytest.mark.parametrize("task", ["toy-bernoulli", "toy-categorical"])
 @pytest.mark.parametrize("vectorize", [True, False], ids=["vmap", "loop"])
-def test_decoupled_st_at_forward_temperature_one_is_st_gumbel_softmax(task, vectorize):
+def test_decoupled_st_at_both_temperatures_one_is_st_gumbel_softmax(task, vectorize):
     """Draw for draw: same seed, same random stream, the two estimates agree bit for bit."""
     samples = 2000 if vectorize else 200
-    decoupled = DecoupledST(temperature=0.5, forward_temperature=1.0)
-    st = StraightThroughGumbelSoftmax(temperature=0.5)
+    decoupled = DecoupledST(temperature=1.0, forward_temperature=1.0)
+    st = StraightThroughGumbelSoftmax(temperature=1.0)
     x, y = (draw(TASKS[task](), e, samples, vectorize, seed=4) for e in (decoupled, st))
     assert np.array_equal(x, y)
 
 
-def decoupled_mean(tau_f: float, tau_b: float) -> float:
+def decoupled_mean(tau_f: float, tau_b: float, scaled_noise: bool = False) -> float:
     """E[decoupled ST-GS] on the D = 1 toy by quadrature over the logistic noise logit(u):
-    b = 1[theta / tau_f + logit(u) > 0], y = sigma((theta + tau_f logit(u)) / tau_b),
-    estimate 2 (b - t) y (1 - y) / tau_b."""
+    b = 1[theta / tau_f + logit(u) > 0], y = sigma(theta / tau_b + logit(u)), estimate
+    2 (b - t) y (1 - y) / tau_b. ``scaled_noise``: the backward sigma((theta + tau_f logit(u)) / tau_b)
+    of ST-GS on the tempered logits (this module's earlier reading, a wrong answer now)."""
 
     def integrand(u: float) -> float:
         b = float(THETA / tau_f + logit(u) > 0)
-        y = expit((THETA + tau_f * logit(u)) / tau_b)
+        y = expit((THETA + tau_f * logit(u)) / tau_b) if scaled_noise else expit(THETA / tau_b + logit(u))
         return 2 * (b - T) * y * (1 - y) / tau_b
 
     jump = expit(-THETA / tau_f)  # where b jumps from 0 to 1
@@ -277,11 +278,13 @@ def decoupled_mean(tau_f: float, tau_b: float) -> float:
 
 @pytest.mark.parametrize("tau_f,tau_b", [(2.0, 0.5), (0.5, 1.0), (1.0, 0.5)])
 def test_decoupled_st_mean_on_the_bernoulli_toy_is_its_integral(tau_f, tau_b):
-    """Wrong answers: the forward temperature ignored (ST-GS at tau_b: what a hard argmax of
-    softmax((theta + g) / tau_f) would give), and the two temperatures swapped."""
+    """Wrong answers: the forward temperature ignored (what a hard argmax of
+    softmax((theta + g) / tau_f) would give), the two temperatures swapped, and the noise
+    scaled by tau_f / tau_b in the backward."""
     x = draw(toy(), DecoupledST(temperature=tau_b, forward_temperature=tau_f), N, seed=5)
     wrong = decoupled_mean(1.0, tau_b) if tau_f != 1.0 else decoupled_mean(tau_b, 1.0)
     check_mean(x, decoupled_mean(tau_f, tau_b), wrong)
+    assert max_abs_z(x, [decoupled_mean(tau_f, tau_b, scaled_noise=True)]) > z_crit(1) + 5
     if tau_f != 1.0:
         assert max_abs_z(x, [decoupled_mean(tau_b, tau_f)]) > z_crit(1) + 5
 

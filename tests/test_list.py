@@ -79,12 +79,12 @@ def test_every_estimator_with_its_families_and_bias(runs):
 
 def test_known_estimator_facts(runs):
     table = rows(runs["all"].stdout, "estimators")
-    assert table["reinforce"] == ["bernoulli, categorical", "yes", "yes", "num_samples (default 1)"]
-    assert table["st"] == ["bernoulli, categorical", "no", "yes", "1"]
+    assert table["reinforce"] == ["bernoulli, categorical, sequence", "yes", "yes", "num_samples (default 1)"]
+    assert table["st"] == ["bernoulli, categorical, sequence", "no", "yes", "1"]
     assert table["arm"] == ["bernoulli", "yes", "yes", "2"]
     assert table["rebar"][3] == "3"
     assert table["gumbel_rao"][3] == "1"  # its num_samples draws noise, not f evaluations
-    assert table["exact"][3] == "2^D or K^D (every configuration)"
+    assert table["exact"][3] == "2^D or K^D (all states)"
     assert table["unordered_set"][3] == "num_samples (default 4)"
     details = "\n".join(section(runs["all"].stdout, "estimators"))
     assert "  arm: learned: none\n    no knobs" in details
