@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import math
 import re
 import shlex
 import sys
@@ -38,6 +39,7 @@ from discograd.probe import draw_estimates, flatten
 from estimators import ESTIMATORS
 from estimators.budget import Budgeted
 from estimators.registry import create
+from primitives.families import FAMILIES
 from primitives.io import write_atomic
 from tasks.mrf import MRF
 from tasks.polynomial import Polynomial
@@ -69,33 +71,51 @@ def ci(value: float, lo: float, hi: float) -> str:
 def measure(name: str, task_name: str, samples: int, temperature: float, budget: int) -> dict[str, Any] | str:
     """The row of ``name`` on the task at the budget, or why it could not run."""
     build, share = TASKS[task_name]
-    task, families, family_note, samples = build(), ESTIMATORS[name].families, "", max(2, int(samples * share))
-    if task.family not in families:  # the same task in the family the estimator has (K = 2)
-        (family,) = families
+    task, families, family_note = build(), ESTIMATORS[name].families, ""
+    if task.family not in families:  # the same task in the latent family the estimator has (K = 2)
+        (family,) = sorted(families & set(FAMILIES))
         task, family_note = build(family=family), f" ({family})"
+    return measure_on(task, name, max(2, int(samples * share)), temperature, budget, family_note)
+
+
+def measure_on(task: Any, name: str, samples: int, temperature: float, budget: int, note: str = "",
+               knobs: dict[str, Any] | None = None) -> dict[str, Any] | str:  # fmt: skip
+    """The row of ``name`` (at ``knobs``, else its defaults) on ``task`` (its probe batch and
+    parameters as they are) at the budget, ``samples`` draws against the exact gradient, or why
+    it could not run."""
     batch = task.probe_batch()
     try:  # an estimator that cannot run here (a latent space too large for `exact`) says why
-        estimator = Budgeted(create(name, temperature, latent_shape=task.latent_shape), budget)
-        logits = task.logits(batch).detach()
-        per_draw = estimator.inner(logits, lambda z: task.objective(z, batch), task.family).evaluations
-        chunk = max(1, min(1000, DRAW_MEMORY // (logits.numel() * max(budget, per_draw))))
+        estimator = Budgeted(create(name, temperature, latent_shape=task.latent_shape, **(knobs or {})), budget)
+        logits = task.logits(batch)
+        per_draw = estimator.inner(logits, task.bind(batch, logits), task.family).evaluations
+        size = logits.numel() if isinstance(logits, torch.Tensor) else math.prod(task.latent_shape)  # a policy: L K
+        chunk = max(1, min(1000, DRAW_MEMORY // (size * max(budget, per_draw))))
         torch.manual_seed(0)
         draws = draw_estimates(task, estimator, batch, samples, chunk=chunk)
     except (ValueError, RuntimeError) as error:
         return f"n/a: {str(error).splitlines()[0][:120]}"
-    reference = flatten(task.exact_gradient(), list(task.estimand()))
+    reference = flatten(task.exact_gradient(batch), list(task.estimand()))
     s = gradient_statistics(draws.estimates, reference, None, draws.evaluations, draws.seconds_per_estimate)
     wnv = s["variance"] * draws.evaluations, s["variance_lo"] * draws.evaluations, s["variance_hi"] * draws.evaluations
-    return {"estimator": name + family_note, "evaluations": draws.evaluations, "over": draws.evaluations > budget,
+    return {"estimator": name + note, "evaluations": draws.evaluations, "over": draws.evaluations > budget,
             "bias": ci(s["bias_norm"], s["bias_norm_lo"], s["bias_norm_hi"]),
             "variance": ci(s["variance"], s["variance_lo"], s["variance_hi"]), "mse": s["mse"], "wnv": ci(*wnv),
             "warning": s["warning"]}  # fmt: skip
 
 
+def table(rows: list[dict[str, Any]]) -> list[str]:
+    """The markdown table of measured rows, sorted by MSE."""
+    lines = ["| estimator | evaluations spent | bias norm | variance | MSE | work-normalized variance | warning |",
+             "|---|---:|---|---|---:|---|---|"]  # fmt: skip
+    return lines + [f"| {r['estimator']} | {r['evaluations']}{' (over budget)' if r['over'] else ''} | {r['bias']} | "
+                    f"{r['variance']} | {r['mse']:.3g} | {r['wnv']} | {r['warning']} |"
+                    for r in sorted(rows, key=lambda r: r["mse"])]  # fmt: skip
+
+
 def evaluations(name: str, temperature: float) -> int:
     task = ToyQuadratic()
     families = ESTIMATORS[name].families
-    family = task.family if task.family in families else sorted(families)[0]
+    family = task.family if task.family in families else sorted(families & set(FAMILIES))[0]
     logits = torch.zeros((2, 3) if family == "bernoulli" else (2, 3, 4))
     estimator = create(name, temperature, latent_shape=logits.shape[1:])
     return estimator(logits, lambda z: z.flatten(2).sum(-1), family).evaluations
@@ -130,13 +150,8 @@ def main(argv: list[str] | None = None) -> None:
         for name in tqdm(sorted(ESTIMATORS), desc=task_name):
             row = measure(name, task_name, args.samples, args.temperature, args.budget)
             (skipped.append(f"{name}: {row}") if isinstance(row, str) else rows.append(row))
-        rows.sort(key=lambda r: r["mse"])
         draws = max(2, int(args.samples * TASKS[task_name][1]))
-        lines += ["", f"## {task_name}: equal budget of {args.budget} evaluations, {draws} draws", "",
-                  "| estimator | evaluations spent | bias norm | variance | MSE | work-normalized variance | warning |",
-                  "|---|---:|---|---|---:|---|---|"]  # fmt: skip
-        lines += [f"| {r['estimator']} | {r['evaluations']}{' (over budget)' if r['over'] else ''} | {r['bias']} | "
-                  f"{r['variance']} | {r['mse']:.3g} | {r['wnv']} | {r['warning']} |" for r in rows]  # fmt: skip
+        lines += ["", f"## {task_name}: equal budget of {args.budget} evaluations, {draws} draws", "", *table(rows)]
         if skipped:
             lines += ["", "Not run: " + "; ".join(skipped)]
     lines += ["", f"This run: {(time.perf_counter() - start) / 60:.1f} min."]

@@ -190,10 +190,12 @@ def basket_nodes(cfg: DictConfig) -> list[DictConfig]:
     """probe.estimators as resolved estimator nodes: each entry a name (conf/estimator/NAME.yaml
     or a user's on the search path) or a node with _target_, its ``${temperature}`` resolved
     to the trained estimator's temperature where it has one (the schedule writes both alike),
-    else to the run's ``temperature``."""
+    else to the run's ``temperature``; other interpolations (a preset's ``${budget}``) against
+    the run's config."""
     entries = cfg.probe.get("estimators") or []
     trained = OmegaConf.select(cfg, "estimator.temperature")
     temperature = cfg.temperature if trained is None else trained
+    context = {k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k not in ("hydra", "probe")}
     nodes = []
     for entry in entries:
         if isinstance(entry, str):
@@ -203,7 +205,8 @@ def basket_nodes(cfg: DictConfig) -> list[DictConfig]:
         else:
             raise ConfigError(f"probe.estimators entries are estimator names or nodes with _target_, got {entry!r}")
         try:
-            resolved = OmegaConf.to_container(OmegaConf.create({"temperature": temperature, "node": plain}), resolve=True)
+            scope = OmegaConf.create(context | {"temperature": temperature, "node": plain})
+            resolved = {"node": OmegaConf.to_container(scope.node, resolve=True)}
         except Exception as error:
             raise ConfigError(f"probe.estimators entry {entry!r} cannot be resolved: {error}") from None
         nodes.append(OmegaConf.create(resolved["node"]))

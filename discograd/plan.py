@@ -6,7 +6,9 @@ and, for an estimated reference, a bank of the reference's differences; per chun
 of estimates in the task's dtype, its float64 working copies and the task's activations per
 draw (``Task.draw_bytes``). The chunk is the
 largest that keeps the peak within probe.max_memory (default: half the memory free on the
-device when the run starts), at most probe.chunk, the task's own ``probe_chunk`` and
+device when the run starts), counting the activations of every evaluation of f one estimate
+spends (the most any probed estimator spends: indecater's D K per sample hold D K times a
+single draw's), at most probe.chunk, the task's own ``probe_chunk`` and
 WORKING_SET coordinates (but MIN_CHUNK draws at least: fewer would starve the within-chunk
 statistics; a probe that cannot hold them is refused).
 docs/scale.md (benchmarks/probe_memory.py) compares this estimate with the measured peak.
@@ -22,6 +24,7 @@ from omegaconf import DictConfig
 from analysis.moments import direction_rows, gram_rows
 from discograd.errors import ConfigError
 from discograd.probe import dims
+from estimators import Estimator
 from tasks import Task
 
 FLOAT64 = 8
@@ -73,14 +76,33 @@ def per_draw_bytes(p: int, itemsize: int, activation_bytes: int) -> int:
     return p * (2 * itemsize + FLOAT64 * WORK_COPIES) + activation_bytes
 
 
-def plan_probe(task: Task, cfg: DictConfig, device: torch.device, estimated: bool) -> ProbePlan:
-    """The chunk and peak of this run's probes; a ConfigError naming the knobs when it cannot fit."""
+def evaluations_per_estimate(task: Task, batch: object, estimators: list[Estimator]) -> int:
+    """The most evaluations of f one estimate of any of ``estimators`` spends on ``batch``,
+    counted by one estimate of each (eval mode, so nothing learns; the random streams restored,
+    so the run draws what it would have without the count)."""
+    counts = []
+    devices = [p.device for p in task.estimand().values() if p.device.type == "cuda"][:1]
+    with torch.random.fork_rng(devices=devices):
+        for estimator in estimators:
+            was_training = estimator.training
+            estimator.eval()
+            try:
+                logits = task.logits(batch)
+                counts.append(estimator(logits, task.bind(batch, logits), task.family).evaluations)
+            finally:
+                estimator.train(was_training)
+    return max(counts, default=1)
+
+
+def plan_probe(task: Task, cfg: DictConfig, device: torch.device, estimated: bool, evaluations: int = 1) -> ProbePlan:
+    """The chunk and peak of this run's probes, each draw holding ``evaluations`` evaluations of
+    f's activations; a ConfigError naming the knobs when it cannot fit."""
     p = dims(task)
     itemsize = next(iter(task.estimand().values())).element_size()
     limit_gib = cfg.probe.get("max_memory")
     limit = int(limit_gib * GIB) if limit_gib is not None else free_bytes(device) // 2
     bank, own = (gram_rows(p) if estimated else 0), direction_rows(p)
-    fixed, per_draw = fixed_bytes(p, estimated, bank, own), per_draw_bytes(p, itemsize, task.draw_bytes)
+    fixed, per_draw = fixed_bytes(p, estimated, bank, own), per_draw_bytes(p, itemsize, evaluations * task.draw_bytes)
     fits = (limit - fixed) // per_draw
     fewest = min(MIN_CHUNK, cfg.probe.samples)
     chunk = int(min(cfg.probe.chunk, task.probe_chunk, cfg.probe.samples, max(fewest, WORKING_SET // p), max(fits, 0)))

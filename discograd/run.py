@@ -41,7 +41,7 @@ from discograd.devices import resolve_device
 from discograd.errors import ConfigError, Diverged, Interrupted
 from discograd.loggers import Logger, make_logger
 from discograd.draw_file import DrawFile
-from discograd.plan import ProbePlan, plan_probe
+from discograd.plan import ProbePlan, evaluations_per_estimate, plan_probe
 from discograd.probe import flatten, own_stream, stream_estimates
 from estimators import Estimator
 from estimators.budget import Budgeted
@@ -321,7 +321,9 @@ def run(cfg: DictConfig, output_dir: Path, logger: Logger | None = None, overrid
     optimizers, control = task.optimizers(), control_optimizer(estimator)
     identity = {"config_id": config_id(cfg), "overrides": readable_overrides(overrides)}
     recorder, batch = Recorder(output_dir, logger or Logger(), identity), task.probe_batch()
-    plan = plan_probe(task, cfg, device, estimated=reference_kind(task, batch, cfg) is None)  # before any work
+    estimated = reference_kind(task, batch, cfg) is None
+    spent = evaluations_per_estimate(task, batch, [p.estimator for p in probed] + ([reference] if estimated else []))
+    plan = plan_probe(task, cfg, device, estimated, spent)  # before any work
     log.info(plan.describe())
     probes, start = set(probe_steps(cfg.steps, cfg.probe.every)), time.perf_counter()
     scheduled = [p.estimator for p in probed if p.estimator.temperature is not None and not p.estimator.learns_temperature]

@@ -207,6 +207,15 @@ def test_rodeo_preset_trains_rodeo_against_the_readmes_basket_at_k_2():
     assert next(iter(trained)) == "double_cv" and set(trained) == set(counts)
 
 
+def test_rodeo_preset_at_budget_3_is_the_papers_k_3():
+    """budget=3: every multi-sample estimator draws K = 3; disarm, fixed at 2, spends 2."""
+    counts = spent(config(f"experiment={RODEO}", "budget=3"))
+    assert [label.split("[")[0] for label in counts] == ["rodeo", "double_cv", "disarm", "arms", "reinforce"]
+    assert {label: c for label, c in counts.items() if not label.startswith("disarm")} == {
+        label: (3, 3) for label in counts if not label.startswith("disarm")}
+    assert counts["disarm"] == (2, 2)
+
+
 def test_reinmax_polynomial_preset_sweeps_the_papers_powers():
     cfg = config(f"experiment={POLYNOMIAL}")
     assert registry_name(cfg.estimator) == "reinmax" and cfg.temperature == 1.0

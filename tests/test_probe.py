@@ -137,3 +137,24 @@ def test_streaming_probe_equals_gradient_statistics_on_its_draws(reference, tmp_
         s = gradient_statistics(x, reference_draws=y, chunk=128)
     for key in ("bias_sq", "bias_norm_lo", "bias_norm_hi", "bias_p", "variance", "variance_lo", "variance_hi", "snr", "cosine"):
         assert s[key] == pytest.approx(row[key], rel=1e-9, abs=1e-12), key
+
+
+def test_the_memory_plan_counts_every_evaluation_an_estimate_spends():
+    """indecater spends D K evaluations per sample, each holding a draw's activations: the plan
+    counts them (the most any probed estimator spends), and counting leaves the random stream
+    as it was."""
+    from omegaconf import OmegaConf
+
+    from discograd.plan import evaluations_per_estimate, plan_probe
+    from estimators.indecater import IndeCateR
+    from estimators.st import StraightThrough
+
+    task = ToyQuadratic(family="categorical", dims=3, classes=4)
+    torch.manual_seed(0)
+    before = torch.rand(3)
+    torch.manual_seed(0)
+    spent = evaluations_per_estimate(task, None, [StraightThrough(), IndeCateR(num_samples=2)])
+    assert spent == 2 * 3 * 4 and torch.equal(torch.rand(3), before)
+    cfg = OmegaConf.create({"probe": {"max_memory": 1.0, "samples": 1000, "chunk": 1000}})
+    one, many = (plan_probe(task, cfg, torch.device("cpu"), False, e) for e in (1, spent))
+    assert many.peak_bytes - one.peak_bytes == one.chunk * (spent - 1) * task.draw_bytes
