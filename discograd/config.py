@@ -137,7 +137,7 @@ def estimator_class(node: DictConfig, what: str, cfg: DictConfig) -> type:
             f"{what} {cls.label()!r} supports {', '.join(sorted(cls.families))}, "
             f"but task {task_name(cfg)!r} is {family}; estimators for {family}: {', '.join(fitting)}"
         )
-    if cls.pathwise and not getattr(build_task(cfg), "relaxable", True):
+    if cls.pathwise and not build_task(cfg).relaxable:
         fitting = sorted(n for n, c in ESTIMATORS.items() if family in c.families and not c.pathwise)
         raise ConfigError(
             f"{what} {cls.label()!r} differentiates f in z, but task {task_name(cfg)!r}'s objective is "

@@ -7,7 +7,18 @@ An estimator turns logits and an objective f into a gradient estimate of
 Shapes:
     bernoulli    logits [*B, D],    samples [S, *B, D] in {0, 1}
     categorical  logits [*B, D, K], samples [S, *B, D, K], one-hot over K
+    sequence     a policy (primitives/sequences.py) in place of logits, samples [S, L, K]
+                 one-hot tokens (no batch axes)
     f            [S, *B, ...] -> [S, *B]   (S is the leading sample axis)
+
+Sequences. The task hands the estimator its autoregressive policy (``start``, ``next_logits``,
+``advance``) instead of a logits tensor, and ``family`` is ``"sequence"``. Local estimators
+(estimators/local.py: straight-through, relaxations) act per token inside the decoding loop,
+the token they emit feeding the next step; score-function estimators act on whole sequences
+through ``primitives.families.sample`` / ``log_prob``, which take the policy for this family
+(ancestral sampling, teacher-forced log-probability); the unordered-set estimator draws its
+sequences by stochastic beam search. An estimator lists ``"sequence"`` in ``families`` only
+if it acts on sequences; the others are refused before work, as for any family they lack.
 
 ``forward(logits, f, family)`` returns an :class:`Estimate`: ``surrogate`` is a scalar whose
 backward gives the estimate for every parameter upstream of logits and inside f; ``value``

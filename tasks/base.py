@@ -3,11 +3,14 @@ r"""The task contract.
 A task supplies the parameters phi, the logits of the discrete latents and the objective f
 of :math:`L(\phi) = \mathrm{mean}_b\, \mathbb{E}_{z \sim p(z \mid \mathrm{logits}_b)}[f(z; \phi)_b]`:
 
-- ``family`` ("bernoulli" or "categorical") and ``latent_shape`` ((D,) or (D, K));
+- ``family`` ("bernoulli", "categorical" or "sequence") and ``latent_shape`` ((D,), (D, K)
+  or (L, K));
+- ``relaxable`` (default True): f is defined and differentiable on relaxed samples, as the
+  estimators that differentiate f in z (``Estimator.pathwise``) need; False refuses them;
 - ``parameters``: an nn.Module holding every trained parameter;
 - ``estimand()``: the named parameters whose gradient the probe studies (names as in
   ``parameters.named_parameters()``);
-- ``logits(batch)`` -> [*B, D(, K)] and ``objective(z, batch)``: samples [S, *B, D(, K)]
+- ``logits(batch)`` -> [*B, D(, K)] (a sequence task: its policy, primitives/sequences.py) and ``objective(z, batch)``: samples [S, *B, D(, K)]
   -> values [S, *B];
 - ``exact_gradient(batch)``: the gradient of L for the estimand, or None where no
   enumeration or closed form exists;
@@ -34,6 +37,7 @@ from primitives.registry import Named
 class Task(Named, ABC):
     family: str
     latent_shape: tuple[int, ...]
+    relaxable: bool = True  # f defined and differentiable on relaxed samples (pathwise estimators need it)
     parameters: nn.Module
     # the most probe draws one vmapped chunk may hold on this task (the probe takes the smaller
     # of this and probe.chunk): tasks with large activations per draw lower it to bound memory

@@ -34,6 +34,7 @@ def test_a_correct_estimator_passes_every_check(tmp_path):
     checks = run_checks(*load(str(tmp_path / "rloo.yaml")), samples=5000)
     assert all(c.passed for c in checks), [c for c in checks if not c.passed]
     assert sum(c.check.startswith("unbiased on") for c in checks) == 4  # 2 tasks x 2 families
+    assert [c.evidence.startswith("max |z|") for c in checks if c.check == "on the sequence task"] == [True]
 
 
 @pytest.mark.parametrize("flags", [[], ["-O"]], ids=["plain", "python -O"])
@@ -44,9 +45,11 @@ def test_a_wrong_estimator_fails_with_its_evidence(tmp_path, flags):
     assert done.returncode == 1, done.stdout + done.stderr
     rows = [line for line in done.stdout.splitlines() if line.endswith(")") or " pass " in line or " FAIL " in line]
     failed = [line for line in done.stdout.splitlines() if " FAIL " in line]
-    assert len(failed) == 4 and all("unbiased on" in line and "max |z| =" in line for line in failed), done.stdout
+    # 2 tasks x 2 families, and the sequence task
+    assert len(failed) == 5 and all(("unbiased on" in line or "on the sequence task" in line) and "max |z| =" in line
+                                    for line in failed), done.stdout  # fmt: skip
     total = sum(" pass " in line for line in rows) + len(failed)
-    assert "shapes and gradients" in done.stdout and f"{total - 4} of {total} checks passed" in done.stdout
+    assert "shapes and gradients" in done.stdout and f"{total - 5} of {total} checks passed" in done.stdout
 
 
 def test_a_target_that_is_not_an_estimator_is_exit_code_2(tmp_path):

@@ -11,6 +11,7 @@ import pytest
 import torch
 from helpers import draw, exact, mean_z, z_crit
 
+from discograd.conformance import ConformanceError, check_on_sequences
 from estimators.grpo import GRPO
 from estimators.registry import ESTIMATORS, create
 from estimators.reinforce import Reinforce
@@ -115,3 +116,16 @@ def test_a_run_is_reproducible_by_its_seed():
     for name in ("reinforce", "unordered_set", "gumbel_softmax"):
         a, b = (draw(task("gru"), create(name, temperature=0.5), 50, seed=3) for _ in range(2))
         assert np.array_equal(a, b), name
+
+
+SEQUENTIAL = sorted(n for n, c in ESTIMATORS.items() if SEQUENCE in c.families)
+
+
+@pytest.mark.parametrize("name", SEQUENTIAL)
+def test_the_conformance_kits_sequence_check_passes_the_registry(name):
+    check_on_sequences(lambda shape: create(name, temperature=0.5, latent_shape=shape), N)
+
+
+def test_the_conformance_kits_sequence_check_fails_a_broken_estimator():
+    with pytest.raises(ConformanceError, match="max |z|"):
+        check_on_sequences(lambda shape: UnorderedSetNoRatio(num_samples=4), N)
