@@ -3,7 +3,10 @@
 Inputs are the tables of analysis/: ``summary`` from aggregate.summarize (one row per
 configuration and step), ``stats`` and ``train`` from collect. One panel per task; a line's
 colour is its estimator's hue (lighter for each further configuration of it); every legend
-sits outside the axes (right of the panels, or below them when long), so it covers no data.
+sits outside the axes (right of the panels, or below them when long), the figure grown to
+hold it, so it covers no data. Where each configuration is one point (a forest plot), the
+configurations are rows named by horizontal tick labels and need no legend; the figure is as
+tall as its rows and as wide as its longest label beside the plot.
 
 How to read them: intervals are the 95% CIs of aggregate.summarize (bands along a curve,
 error bars on points). Axes of quantities that are often estimated as 0 (bias, variance)
@@ -26,10 +29,11 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.textpath import TextPath  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from analysis.schema import CONFIG_KEY  # noqa: E402
-from analysis.tables import distinguishing  # noqa: E402
+from analysis.tables import SHOWN_AS_COLUMNS, distinguishing  # noqa: E402
 
 # train.csv metric -> its name in words; a task's curve is the first of these its train.csv has
 METRIC_LABELS = {
@@ -43,6 +47,9 @@ METRIC_LABELS = {
 DECADES = 4  # a symlog axis is logarithmic at most this many decades below its largest value
 LINESTYLES = ["--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (8, 2))]
 MARKERS = "osD^v*X<>"
+PAGE = 10.5  # inches: 1155 px at the report's 110 dpi, what a 1280-px window shows unscaled
+ROW = 0.3  # inches per row of a forest plot: a 9-point tick label and air
+WRAP = 60  # characters: a forest plot's longer labels wrap
 
 
 def palette(labels: pd.Series, estimators: pd.Series) -> dict[str, tuple]:
@@ -59,11 +66,12 @@ def palette(labels: pd.Series, estimators: pd.Series) -> dict[str, tuple]:
     return colours
 
 
-def _panels(tasks: list[str], title: str, height: float = 4.0, stacked: list[float] | None = None):
-    """One axes per task, side by side (or one above the other, ``stacked`` giving their
-    relative heights); returns (figure, axes)."""
+def _panels(tasks: list[str], title: str, height: float = 4.0, stacked: list[float] | None = None,
+            width: float | None = None):  # fmt: skip
+    """One axes per task, side by side (5 inches each unless ``width`` says) or one above the
+    other (``stacked`` giving their relative heights); returns (figure, axes)."""
     sns.set_theme(style="whitegrid", context="notebook")
-    shape, width = ((len(tasks), 1), 7.5) if stacked else ((1, len(tasks)), 5.0 * len(tasks))
+    shape, width = ((len(tasks), 1) if stacked else (1, len(tasks))), width or 5.0 * len(tasks)
     fig, axes = plt.subplots(*shape, figsize=(width, height), squeeze=False, layout="constrained",
                              height_ratios=stacked)  # fmt: skip
     fig.suptitle(title)
@@ -72,19 +80,28 @@ def _panels(tasks: list[str], title: str, height: float = 4.0, stacked: list[flo
     return fig, list(axes.ravel())
 
 
+def _inches(fig: Figure, artist) -> np.ndarray:
+    """The [width, height] ``artist`` takes on ``fig``, in inches."""
+    return artist.get_window_extent(fig.canvas.get_renderer()).size / fig.dpi
+
+
 def _legend(fig: Figure, handles: list, title: str = "estimator") -> None:
-    """One legend for the figure, outside the panels: on the right where one column fits the
-    figure's height, else below in columns, the figure made taller to hold it."""
+    """One legend for the figure, outside the panels, the figure grown by its size so the
+    axes keep theirs: on the right where one column fits the figure's height and, beside the
+    panels, the page's width (PAGE), else below in as many columns as the page holds."""
     if not handles:
         return
     style = dict(handles=handles, title=title, frameon=False, fontsize=9)
-    if len(handles) <= max(4, int((fig.get_figheight() - 1.0) / 0.25)):
-        fig.legend(loc="outside right center", **style)
+    legend = fig.legend(loc="outside right center", **style)
+    (width, height), (w, h) = _inches(fig, legend), fig.get_size_inches()
+    if height <= h - 0.8 and w + width <= PAGE:
+        fig.set_figwidth(w + width + 0.1)
         return
-    column = 0.7 + 0.075 * max(len(h.get_label()) for h in handles)  # inches
-    ncols = max(1, int(fig.get_figwidth() // column))
-    fig.set_figheight(fig.get_figheight() + 0.5 + 0.22 * -(-len(handles) // ncols))
-    fig.legend(loc="outside lower center", ncols=ncols, **style)
+    legend.remove()
+    ncols = min(len(handles), max(1, int((max(w, PAGE) + 0.25) // (width + 0.25))))  # 0.25: column gap
+    legend = fig.legend(loc="outside lower center", ncols=ncols, **style)
+    width, height = _inches(fig, legend)
+    fig.set_size_inches(max(w, width + 0.2), h + height + 0.1)
 
 
 def _empty(title: str, message: str) -> Figure:
@@ -100,11 +117,11 @@ def _tau(temperatures: pd.Series) -> pd.Series:
     return temperatures.astype(float).map(lambda t: float(f"{t:.3g}"))
 
 
-def _series(frame: pd.DataFrame) -> pd.Series:
+def _series(frame: pd.DataFrame, hide: tuple[str, ...] = ()) -> pd.Series:
     """What tells a line apart: the estimator label, plus the configuration's distinguishing
-    overrides other than those the figure shows by panel, x axis or colour (so
+    overrides other than those the figure shows by panel, x axis or colour, and ``hide`` (so
     configurations that differ in, say, task.target are separate lines, never one)."""
-    rest = distinguishing(frame)
+    rest = distinguishing(frame, SHOWN_AS_COLUMNS + hide)
     return pd.Series([f"{e} {r}".strip() for e, r in zip(frame["estimator"], rest)], index=frame.index)
 
 
@@ -158,18 +175,43 @@ def _swatches(colours: dict, **look) -> list[Line2D]:
     return [Line2D([], [], color=colours[name], label=name, **look) for name in sorted(colours)]
 
 
-# ------------------------------------------------------------------ metric vs temperature
-
-
-def _point(ax: plt.Axes, x: float, row: pd.Series, metric: str, colour) -> None:
-    ax.errorbar(x, row[metric], yerr=_err(*row[[metric, f"{metric}_lo", f"{metric}_hi"]]), fmt="o", ms=5,
-                color=colour, capsize=3)  # fmt: skip
-
-
 def _free(rows: pd.DataFrame) -> pd.DataFrame:
     """The rows of estimators without a temperature, one per line label (in a run's basket
     they are probed in every run of the sweep: at the first probe, the same measurement)."""
     return rows[rows["tau"].isna()].drop_duplicates("series").sort_values("series")
+
+
+def _configurations(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a forest plot, top down by label: each configuration with a temperature,
+    one per label of those without (_free); its name (wrapped at WRAP) as ``configuration``."""
+    rows = pd.concat([rows[rows["tau"].notna()], _free(rows)]).sort_values(["series", "tau"])
+    names = [textwrap.fill(_label(r), WRAP, break_on_hyphens=False) for _, r in rows.iterrows()]
+    return rows.assign(configuration=names)
+
+
+def _forest_panels(title: str, rows: dict[str, pd.DataFrame | None]):
+    """Panels one above the other (_panels), one per task: as tall as its forest plot's
+    ``rows`` (None: a curve panel, 3.5 inches), wide enough for the longest ``configuration``
+    of them beside a 5-inch plot."""
+    names = [n.split("\n") for r in rows.values() if r is not None for n in r["configuration"]]
+    row = ROW * max(map(len, names), default=1)  # inches: a row holds the most lines of a name
+    sizes = [3.5 if r is None else row * max(2, len(r)) for r in rows.values()]
+    width = max((TextPath((0, 0), line, size=9).get_extents().width for n in names for line in n), default=0)
+    return _panels(list(rows), title, 1.0 + sum(sizes) + 0.7 * len(rows), sizes, 5.5 + width / 72)  # pt / 72
+
+
+def _forest(ax: plt.Axes, rows: pd.DataFrame, columns: list[str], colours: dict) -> None:
+    """Each of ``rows`` a point at its ``columns`` (mean, CI low, CI high) on the x axis, its
+    CI a horizontal error bar, in its series' colour, one above the other in order, named by
+    its ``configuration`` (a horizontal tick label: no legend needed)."""
+    for y, (_, row) in enumerate(rows.iterrows()):
+        ax.errorbar(row[columns[0]], y, xerr=_err(*row[columns]), fmt="o", ms=5, color=colours[row["series"]],
+                    capsize=3)  # fmt: skip
+    ax.set_yticks(range(len(rows)), rows["configuration"], fontsize=9)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+
+
+# ------------------------------------------------------------------ metric vs temperature
 
 
 def _over_temperature(ax: plt.Axes, rows: pd.DataFrame, metric: str, colours: dict) -> dict:
@@ -188,7 +230,8 @@ def _over_temperature(ax: plt.Axes, rows: pd.DataFrame, metric: str, colours: di
     for x, (_, row) in zip(at, free.iterrows()):
         colour = colours[row["series"]]
         ax.axhline(row[metric], color=colour, linestyle="--", lw=1)
-        _point(ax, x, row, metric, colour)
+        ax.errorbar(x, row[metric], yerr=_err(*row[[metric, f"{metric}_lo", f"{metric}_hi"]]), fmt="o", ms=5,
+                    color=colour, capsize=3)  # fmt: skip
         label = f"{row['series']} (no temperature)"
         handles[label] = Line2D([], [], color=colour, linestyle="--", label=label)
     ax.set_xscale("log")
@@ -201,24 +244,6 @@ def _over_temperature(ax: plt.Axes, rows: pd.DataFrame, metric: str, colours: di
     return handles
 
 
-def _at_one_temperature(ax: plt.Axes, rows: pd.DataFrame, metric: str, colours: dict) -> dict:
-    """One temperature or none: each configuration a point with its CI as an error bar, side
-    by side (an estimator without a temperature also gets a short dashed line at its mean)."""
-    handles = {}
-    rows = pd.concat([rows[rows["tau"].notna()].sort_values("series"), _free(rows)])
-    for at, (_, row) in enumerate(rows.iterrows()):
-        colour, free = colours[row["series"]], pd.isna(row["tau"])
-        _point(ax, at, row, metric, colour)
-        if free:
-            ax.plot([at - 0.35, at + 0.35], [row[metric]] * 2, color=colour, linestyle="--")
-        label = f"{row['series']} (no temperature)" if free else row["series"]
-        handles[label] = Line2D([], [], color=colour, marker="o", linestyle="--" if free else "-",
-                                label=label)  # fmt: skip
-    ax.set_xticks(range(len(rows)), [_label(r) for _, r in rows.iterrows()], rotation=30, ha="right")
-    ax.set_xlim(-0.7, len(rows) - 0.3)
-    return handles
-
-
 def _why_no_curve(taus: list[float]) -> str:
     return f"single temperature τ={taus[0]:g}" if taus else "no estimator here reads a temperature"
 
@@ -226,10 +251,10 @@ def _why_no_curve(taus: list[float]) -> str:
 def versus_temperature(summary: pd.DataFrame, metric: str, label: str) -> Figure:
     """``metric`` (mean over seeds, 95% CI) against temperature at the first probe, per
     estimator: a line with a CI band over the temperatures (log axis); an estimator without
-    a temperature is a dashed line at its mean, its CI an error bar at "no τ". The y axis is
-    symlog with 0 marked. With a single temperature (or none) there is no curve to draw: the
-    title (a panel's title, where only that task has one) says so, and each configuration
-    is a point with an error bar."""
+    a temperature is a dashed line at its mean, its CI an error bar at "no τ". The metric's
+    axis is symlog with 0 marked. With a single temperature (or none) there is no curve to
+    draw: the title (a panel's title, where only that task has one) says so, and the panel
+    is a forest plot, each configuration a row with its point and CI (_forest)."""
     title = f"{label} vs temperature (first probe)"
     if summary.empty:
         return _empty(title, "no probe statistics")
@@ -238,16 +263,20 @@ def versus_temperature(summary: pd.DataFrame, metric: str, label: str) -> Figure
     if len(taus) < 2:
         title = f"{label} (first probe)\n{_why_no_curve(taus)}: no curve over temperature, a point each"
     tasks, colours = sorted(data["task"].unique()), palette(data["series"], data["estimator"])
-    fig, axes = _panels(tasks, title, 4.5 if len(taus) < 2 else 4.0)
-    handles = {}
+    by_task = {task: data[data["task"] == task] for task in tasks}
+    forests = {t: _configurations(rows) for t, rows in by_task.items() if rows["tau"].nunique() < 2}
+    fig, axes = _forest_panels(title, {t: forests.get(t) for t in tasks}) if forests else _panels(tasks, title)
+    columns, handles = [metric, f"{metric}_lo", f"{metric}_hi"], {}
     for ax, task in zip(axes, tasks):
-        rows = data[data["task"] == task]
-        here = sorted(rows["tau"].dropna().unique())
-        if len(here) < 2 <= len(taus):
-            ax.set_title(f"{task}: {_why_no_curve(here)}")
-        handles |= (_over_temperature if len(here) >= 2 else _at_one_temperature)(ax, rows, metric, colours)
-        scale = _zero_aware(ax, "y", rows[[metric, f"{metric}_lo", f"{metric}_hi"]])
-        ax.set_ylabel(f"{label}\n{scale}")
+        rows = by_task[task]
+        if task in forests:
+            _forest(ax, forests[task], columns, colours)
+            ax.set_xlabel(f"{label} {_zero_aware(ax, 'x', rows[columns])}")
+            if len(taus) >= 2:
+                ax.set_title(f"{task}: {_why_no_curve(sorted(rows['tau'].dropna().unique()))}")
+            continue
+        handles |= _over_temperature(ax, rows, metric, colours)
+        ax.set_ylabel(f"{label}\n{_zero_aware(ax, 'y', rows[columns])}")
     _legend(fig, [handles[k] for k in sorted(handles)])
     return fig
 
@@ -313,33 +342,29 @@ def bias_variance_plane(summary: pd.DataFrame) -> Figure:
 
 def work_normalized_variance(summary: pd.DataFrame) -> Figure:
     """variance × evaluations of f per configuration at the first probe (the variance at
-    equal work; lower is better): a point with its 95% CI (the variance's, times the
-    evaluations) on a log axis. Configurations at 0 (exact enumeration) cannot sit on a log
-    axis: the axis label lists them."""
+    equal work; lower is better): a forest plot (_forest), each configuration's point with
+    its 95% CI (the variance's, times the evaluations) on a log axis. Configurations at 0
+    (exact enumeration) cannot sit on a log axis: the axis label lists them."""
     title = "work-normalized variance (variance × evaluations of f), first probe"
     if summary.empty:
         return _empty(title, "no probe statistics")
     data = _first_step(summary)
-    data = data.assign(configuration=[_label(r) for _, r in data.iterrows()],
-                       wnv=data["work_normalized_variance"], lo=data["variance_lo"] * data["evaluations"],
+    data = data.assign(wnv=data["work_normalized_variance"], lo=data["variance_lo"] * data["evaluations"],
                        hi=data["variance_hi"] * data["evaluations"])  # fmt: skip
     tasks, colours = sorted(data["task"].unique()), palette(data["series"], data["estimator"])
-    sizes = [max(2, (data["task"] == t).sum()) for t in tasks]
-    fig, axes = _panels(tasks, title, 1.2 + 0.26 * sum(sizes) + 0.5 * len(tasks), stacked=sizes)
+    rows = {task: _configurations(data[data["task"] == task]) for task in tasks}
+    shown = {task: r[r["wnv"] > 0] for task, r in rows.items()}
+    fig, axes = _forest_panels(title, shown)
     for ax, task in zip(axes, tasks):
-        rows = data[data["task"] == task].sort_values(["series", "tau"])
-        zero, rows = rows[~(rows["wnv"] > 0)], rows[rows["wnv"] > 0]
-        for y, (_, row) in enumerate(rows.iterrows()):  # one point per configuration, even where two share a label
-            ax.errorbar(row["wnv"], y, xerr=_err(*row[["wnv", "lo", "hi"]]), fmt="o", color=colours[row["series"]],
-                        capsize=3)  # fmt: skip
-        ax.set_yticks(range(len(rows)), rows["configuration"])
-        ax.set_ylim(len(rows) - 0.5, -0.5)
-        ends = rows[["wnv", "lo", "hi"]].to_numpy().ravel()
+        zero = rows[task][~(rows[task]["wnv"] > 0)]
+        _forest(ax, shown[task], ["wnv", "lo", "hi"], colours)
+        ends = shown[task][["wnv", "lo", "hi"]].to_numpy().ravel()
         ends = ends[np.isfinite(ends) & (ends > 0)]
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # limits at whole decades: 2 labels at least
         if len(ends):
-            ax.set_xlim(ends.min() / 2, ends.max() * 2)
-        zeros = ", ".join(dict.fromkeys(zero["configuration"]))
+            ax.set_xlim(10 ** np.floor(np.log10(ends.min() / 2)), 10 ** np.ceil(np.log10(ends.max() * 2)))
+        zeros = ", ".join(dict.fromkeys(zero["configuration"].str.replace("\n", " ")))
         note = "\n" + textwrap.fill(f"= 0, not on a log axis: {zeros}", 70) if zeros else ""
         ax.set_xlabel(f"variance × evaluations (log){note}")
     return fig
@@ -355,15 +380,16 @@ def _train_metric(rows: pd.DataFrame) -> str:
 def training_curves(train: pd.DataFrame, x: str = "step") -> Figure:
     """The task's training metric (the first of METRIC_LABELS its train.csv has, named in
     words) against ``x``: "step", or "train_seconds" (wall time of training, probes
-    excluded). One line per run; colour: estimator, line style: its temperature (solid: an
+    excluded). One line per run; colour: its estimator and distinguishing overrides (its
+    series; seeds of one configuration share it), line style: its temperature (solid: an
     estimator without one)."""
     xlabel = "training seconds (probe time excluded)" if x == "train_seconds" else "step"
     title = f"training curves vs {xlabel}"
     if train.empty:
         return _empty(title, "no training rows")
     starts = _tau(train.sort_values("step").groupby("run")["temperature"].transform("first"))
-    train = train.assign(tau=starts)  # the run's first temperature: a scheduled or learned one moves
-    tasks, colours = sorted(train["task"].unique()), palette(train["estimator"], train["estimator"])
+    train = train.assign(tau=starts, series=_series(train, ("seed",)))  # tau: the run's first (one may move)
+    tasks, colours = sorted(train["task"].unique()), palette(train["series"], train["estimator"])
     style, entries = _styles(train["tau"], "linestyle")
     fig, axes = _panels(tasks, title)
     for ax, task in zip(axes, tasks):
@@ -371,7 +397,7 @@ def training_curves(train: pd.DataFrame, x: str = "step") -> Figure:
         metric = _train_metric(rows)
         for _, group in rows.groupby("run"):
             first = group.iloc[0]
-            ax.plot(group[x], group[metric], color=colours[first["estimator"]],
+            ax.plot(group[x], group[metric], color=colours[first["series"]],
                     linestyle=style(first["tau"]), lw=1.3, alpha=0.85)  # fmt: skip
         ax.set(xlabel=xlabel, ylabel=METRIC_LABELS[metric])
     _legend(fig, _swatches(colours) + entries, "estimator, temperature")

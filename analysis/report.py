@@ -29,9 +29,7 @@ from matplotlib.figure import Figure
 from analysis.aggregate import summarize
 from analysis.collect import Collection, collect
 from analysis.figures import all_figures
-from analysis.tables import (
-    basket_at_start, distinguishing, first_and_final, split_basket, step_columns, step_labels, temperatures,
-)
+from analysis.tables import basket_at_start, first_and_final, results_columns, split_basket, step_labels
 from primitives.io import write_atomic
 
 PACKAGES = ("torch", "hydra-core", "numpy", "pandas", "scipy", "seaborn", "matplotlib", "wandb")
@@ -45,24 +43,8 @@ def results_table(summary: pd.DataFrame) -> pd.DataFrame:
 
 def _results_frame(rows: pd.DataFrame, extra: dict[str, pd.Series] | None = None,
                    overrides: pd.Series | None = None) -> pd.DataFrame:  # fmt: skip
-    """The report's columns for ``first_and_final`` rows (``extra`` after the temperature;
-    ``overrides``: the column as shown, by default ``distinguishing``'s)."""
-    at = step_labels(rows)
-    short = "{:.3g}".format
-    cost = {"evals": rows["evaluations_final"].map("{:g}".format),  # at the final step
-            "var. x evals": rows["work_normalized_variance_final"].map(short),
-            "µs / est.": (rows["seconds_per_estimate_final"] * 1e6).map(short)}  # fmt: skip
-    columns = step_columns(rows, at)
-    warning = columns.pop("warning")
-    table = pd.DataFrame({
-        "task": rows["task"], "family": rows["family"], "estimator": rows["estimator"],
-        "overrides": distinguishing(rows, by_temperature=True) if overrides is None else overrides,
-        "knobs": rows["knobs"], "temp.": temperatures(rows), **(extra or {}),
-        **columns, **cost, "warning": warning, "config_id": rows["config_id"],
-    }).reset_index(drop=True)  # fmt: skip
-    if rows.groupby("task")["family"].nunique().max() == 1:
-        table = table.drop(columns="family")  # the task says it
-    return table.drop(columns="overrides") if (table["overrides"] == "").all() else table
+    """The report's columns for ``first_and_final`` rows (analysis.tables.results_columns)."""
+    return results_columns(rows, step_labels(rows), extra, overrides, report=True)
 
 
 def basket_tables(trained: pd.DataFrame, basket: pd.DataFrame) -> dict[str, pd.DataFrame]:

@@ -140,25 +140,40 @@ def split_basket(stats: pd.DataFrame, runs: pd.DataFrame) -> tuple[pd.DataFrame,
     return stats[own], stats[~own]
 
 
-def _table(rows: pd.DataFrame, at: tuple[str, ...], extra: dict[str, pd.Series] | None = None,
-           overrides: pd.Series | None = None) -> list[str]:  # fmt: skip
-    """The lines of one table of ``first_and_final`` rows at the steps ``at`` (``overrides``:
-    the column as shown, by default ``distinguishing``'s)."""
+def results_columns(rows: pd.DataFrame, at: tuple[str, ...], extra: dict[str, pd.Series] | None = None,
+                    overrides: pd.Series | None = None, report: bool = False) -> pd.DataFrame:  # fmt: skip
+    """The columns of a results table of ``first_and_final`` rows at the steps ``at``, as the
+    end-of-sweep table shows them, or (``report``) as report.html does: also the knobs, the
+    work-normalized variance and the config_id, with wider headings. ``extra`` comes after the
+    temperature; ``overrides`` is the column as shown, by default ``distinguishing``'s."""
+    temp, rate = ("temp.", "µs / est.") if report else ("temp", "us/est")
+    cost = {"evals": rows["evaluations_final"].map("{:g}".format)}  # at the final step
+    if report:
+        cost["var. x evals"] = rows["work_normalized_variance_final"].map("{:.3g}".format)
+    cost[rate] = (rows["seconds_per_estimate_final"] * 1e6).map("{:.3g}".format)
+    columns = step_columns(rows, at)
+    warning = columns.pop("warning")
     table = pd.DataFrame({
         "task": rows["task"], "family": rows["family"], "estimator": rows["estimator"],
         "overrides": distinguishing(rows, by_temperature=True) if overrides is None else overrides,
-        "temp": temperatures(rows), **(extra or {}),
-        **step_columns(rows, at), "evals": rows["evaluations_final"].map(lambda v: f"{v:g}"),
-        "us/est": (rows["seconds_per_estimate_final"] * 1e6).map(lambda v: f"{v:.3g}"),
-    })  # fmt: skip
+        **({"knobs": rows["knobs"]} if report else {}), temp: temperatures(rows), **(extra or {}),
+        **columns, **cost, "warning": warning, **({"config_id": rows["config_id"]} if report else {}),
+    }).reset_index(drop=True)  # fmt: skip
     if rows.groupby("task")["family"].nunique().max() == 1:
         table = table.drop(columns="family")  # the task says it
+    if (table["overrides"] == "").all():
+        table = table.drop(columns="overrides")  # a plain sweep: task, estimator, temperature say it all
+    return table
+
+
+def _table(rows: pd.DataFrame, at: tuple[str, ...], extra: dict[str, pd.Series] | None = None,
+           overrides: pd.Series | None = None) -> list[str]:  # fmt: skip
+    """The lines of one end-of-sweep table (``results_columns``)."""
+    table = results_columns(rows, at, extra, overrides)
     warning = table.pop("warning")
     if (warning != "").any():  # last, read from the left (to_string right-aligns)
         width = max(warning.str.len().max(), len("warning"))
         table["warning".ljust(width)] = warning.str.ljust(width)
-    if (table["overrides"] == "").all():
-        table = table.drop(columns="overrides")  # a plain sweep: task, estimator, temperature say it all
     return [line.rstrip() for line in table.to_string(index=False).splitlines()]
 
 

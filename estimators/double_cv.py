@@ -22,6 +22,8 @@ alpha = 0 this is REINFORCE with the leave-one-out baseline (RLOO). As in [1]'s 
 starts at 0 and is learned (``learn``): in training mode the estimate carries ``control_loss``
 = ||g||^2, g the estimate w.r.t. the logits as a function of alpha, and the run loop steps
 alpha down its gradient with an Adam it builds (``lr``); nothing is learned in eval mode.
+(The authors' loss is the mean square of the score part alone, without f's own pathwise
+term, which has mean zero for an ELBO: nearly the same alpha, and both keep g unbiased.)
 
 The authors' code read: github:thjashin/double-cv, src/networks.py lines 346-378 (the K = 2
 and K = 4 estimators: c_k with the leave-one-out mean of grad_b, ``global_corr`` =

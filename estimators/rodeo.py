@@ -28,10 +28,15 @@ O(D) per sample: at x^{(i)} the Taylor input is g_j^T (x - b_j) + g_{j,i} (1 - 2
 s(x^{(i)}) = s(x) + (1 - 2 x_i) e_i. With alpha = beta = 0 this is RLOO.
 
 H is H(t, f) = W_2 LeakyReLU_{0.3}(W_1 (t, f) + c_1) + c_2 with ``hidden`` units (Keras
-Dense defaults: Glorot-uniform weights, zero biases); alpha and beta start at 0. All three
+Dense defaults: Glorot-uniform weights, zero biases); the authors' first layer is two
+Dense(1 -> hidden) on t and on f, summed, so each column of W_1 is drawn as theirs, Glorot
+for fan-in 1, and their two biases are one c_1 here (the same function class; under Adam
+their sum can move up to twice as fast as one bias). alpha and beta start at 0. All three
 are learned (``learn``): in training mode the estimate carries ``control_loss`` = ||g||^2,
 g the estimate w.r.t. the logits as a function of them, and the run loop steps them with one
-Adam it builds (``lr``); nothing is learned in eval mode.
+Adam it builds (``lr``); nothing is learned in eval mode. (The authors minimize the mean
+square of the score part alone, without f's own pathwise term, which has mean zero for an
+ELBO; both keep the estimator unbiased.)
 
 The authors' code read: github:thjashin/rodeo, networks.py lines 409-440 and 465-475
 (``discrete_stein_output_avg``: neighbours ``nbrs``, the Taylor inputs around each other
@@ -54,6 +59,8 @@ References:
         discrete latent variable models. AISTATS.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor, nn
@@ -94,8 +101,11 @@ class Rodeo(DoubleCV):
         self.network = nn.Sequential(
             nn.Linear(2, self.hidden), nn.LeakyReLU(0.3), nn.Linear(self.hidden, 2)
         )
-        for layer in (self.network[0], self.network[2]):
-            nn.init.xavier_uniform_(layer.weight)
+        first, last = self.network[0], self.network[2]
+        bound = math.sqrt(6.0 / (1 + self.hidden))  # Glorot for each of the authors' Dense(1 -> hidden)
+        nn.init.uniform_(first.weight, -bound, bound)
+        nn.init.xavier_uniform_(last.weight)
+        for layer in (first, last):
             nn.init.zeros_(layer.bias)
 
     def control_function(

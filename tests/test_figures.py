@@ -6,6 +6,10 @@ estimator's name and nothing of analysis.tables.distinguishing enters these test
 """
 from __future__ import annotations
 
+import io
+import warnings
+
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +18,13 @@ from matplotlib.container import ErrorbarContainer
 
 from analysis import figures
 from analysis.aggregate import METRICS
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    """Each test's figures closed after it (pyplot keeps them, and warns past 20)."""
+    yield
+    plt.close("all")
 
 
 def config(estimator: str, temperature: float, task: str = "toy_quadratic", step: int = 0, **metrics) -> dict:
@@ -50,7 +61,9 @@ def train_table() -> pd.DataFrame:
     runs = []
     for run, (estimator, temperature) in enumerate((("gumbel_softmax", 0.5), ("gumbel_softmax", 1.0), ("st", np.nan))):
         steps = np.arange(0, 50, 10)
+        overrides = f"task=mrf estimator={estimator}" + (f" temperature={temperature}" if temperature > 0 else "")
         runs.append(pd.DataFrame({"run": str(run), "task": "mrf", "estimator": estimator, "step": steps,
+                                  "overrides": overrides,
                                   "temperature": temperature, "train_seconds": 0.01 * steps,
                                   "probe_seconds": 10.0 * (1 + steps // 20), "objective": 1.0,
                                   "kl": 2.0 - 0.01 * steps - run}))  # fmt: skip
@@ -95,16 +108,32 @@ def test_bias_against_temperature_is_symlog_with_zero_marked_and_ci_bands(sweep)
     assert "reinforce (no temperature)" in texts(fig)
 
 
-def test_single_temperature_says_so_and_draws_no_band():
-    """One temperature: no curve to draw; the title says so, each configuration is a point
-    with an error bar, and nothing is filled (no zero-width band, no band across)."""
-    summary = table(config("gumbel_softmax", 0.5), config("st", np.nan))
+def test_single_temperature_says_so_and_draws_a_forest_plot():
+    """One temperature: no curve to draw; the title says so, each configuration is a row
+    named by its tick label, its point with a horizontal error bar on the symlog x axis
+    with 0 marked, no legend, and nothing is filled (no zero-width band, no band across)."""
+    summary = table(config("gumbel_softmax", 0.5), config("st", np.nan, bias_norm=(0.0, 0.0, 0.1)))
     for fig in (figures.bias_vs_temperature(summary), figures.variance_vs_temperature(summary)):
         (ax,) = fig.axes
         assert "single temperature τ=0.5" in fig.get_suptitle()
-        assert not bands(ax)
-        assert len(errorbars(ax)) == 2
-        assert [t.get_text() for t in ax.get_xticklabels()] == ["gumbel_softmax τ=0.5", "st"]
+        assert not bands(ax) and not fig.legends
+        assert len(errorbars(ax)) == 2 and all(c.has_xerr and not c.has_yerr for c in errorbars(ax))
+        assert [t.get_text() for t in ax.get_yticklabels()] == ["gumbel_softmax τ=0.5", "st"]
+        assert ax.get_xscale() == "symlog" and zero_lines(ax, "x") and "0 marked" in ax.get_xlabel()
+
+
+def test_a_task_with_one_temperature_among_curves_is_a_forest_panel():
+    """Two temperatures on the MRF, one on toy_quadratic: the MRF's panel is curves over
+    temperature (its legend names only them), toy_quadratic's a forest plot that says why."""
+    summary = table(config("gumbel_softmax", 0.1, task="mrf"), config("gumbel_softmax", 1.0, task="mrf"),
+                    config("gumbel_softmax", 0.5), config("st", np.nan))  # fmt: skip
+    fig = figures.bias_vs_temperature(summary)
+    curves, forest = fig.axes
+    assert curves.get_xlabel() == "temperature τ" and curves.get_yscale() == "symlog"
+    assert forest.get_title() == "toy_quadratic: single temperature τ=0.5" and forest.get_xscale() == "symlog"
+    assert [t.get_text() for t in forest.get_yticklabels()] == ["gumbel_softmax τ=0.5", "st"]
+    entries = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert entries == ["gumbel_softmax"], entries
 
 
 def test_no_temperature_at_all_says_so():
@@ -182,6 +211,20 @@ def test_training_curves_encode_temperature_and_name_the_metric():
     assert len(set(styles)) == 3, styles  # one per temperature, and one for none
 
 
+def test_training_curves_tell_configurations_apart_and_seeds_not():
+    """Runs of one estimator that differ in an override are lines of their own colour, each
+    named in the legend; the seeds of one configuration share theirs."""
+    runs = [train_table().query("run == '2'").assign(run=f"{policy}{seed}", estimator="reinforce",
+                                                      overrides=f"task=mrf task.policy={policy} seed={seed}")
+            for policy in ("gru", "tabular") for seed in (0, 1)]  # fmt: skip
+    fig = figures.training_curves(pd.concat(runs, ignore_index=True), "step")
+    (ax,) = fig.axes
+    entries = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert entries[:2] == ["reinforce task.policy=gru", "reinforce task.policy=tabular"], entries
+    colours = [line.get_color() for line in ax.get_lines()]
+    assert len(colours) == 4 and len(set(colours)) == 2, colours
+
+
 def test_training_against_seconds_excludes_probe_time():
     train = train_table()
     fig = figures.training_curves(train, "train_seconds")
@@ -217,3 +260,38 @@ def test_many_lines_keep_the_legend_off_the_axes_and_in_the_figure():
         for ax in fig.axes:
             assert not box.overlaps(ax.get_window_extent(renderer))
             assert ax.get_window_extent(renderer).height > 150  # pixels: not squeezed away
+
+
+def test_many_long_labels_at_one_temperature_stay_readable():
+    """12 configurations with 60-character labels at one temperature: no figure makes
+    constrained layout give up; in the forest plots each configuration is named once, by a
+    horizontal tick label that overlaps no other and stays left of the axes and inside the
+    figure, which is at most a page wide (figures.PAGE) and has no legend; the plane's legend
+    stays off the axes."""
+    names = [f"estimator_{i:02d}_" + "x" * (41 if i < 10 else 47) for i in range(12)]
+    summary = table(*[config(name, 0.5 if i < 10 else np.nan, bias_norm=(0.01 * i, 0.0, 0.02 * i + 0.01))
+                      for i, name in enumerate(names)])  # fmt: skip
+    summary = summary.assign(work_normalized_variance=summary["variance"])
+    expected = sorted(f"{name} τ=0.5" if i < 10 else name for i, name in enumerate(names))
+    assert {len(label) for label in expected} == {60}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "constrained_layout not applied ..." is a UserWarning
+        drawn = figures.all_figures(summary, train_table())
+        for fig in drawn.values():
+            fig.savefig(io.BytesIO(), format="png", dpi=110, bbox_inches="tight")
+            fig.canvas.draw()
+    for name in ("bias_vs_temperature", "variance_vs_temperature", "work_normalized_variance"):
+        fig = drawn[name]
+        (ax,) = fig.axes
+        renderer, page, plot = fig.canvas.get_renderer(), fig.bbox, ax.get_window_extent()
+        labels = ax.get_yticklabels()
+        assert [t.get_text() for t in labels] == expected and len(errorbars(ax)) == 12, name
+        boxes = [t.get_window_extent(renderer) for t in labels]
+        assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:]), name
+        assert all(page.x0 <= b.x0 and b.x1 <= plot.x0 for b in boxes), name
+        assert plot.width > 3 * fig.dpi and plot.height > 12 * 0.2 * fig.dpi, name  # inches: not squeezed
+        assert fig.get_figwidth() <= figures.PAGE and not fig.legends, name
+    fig = drawn["bias_variance_plane"]
+    (legend,), (ax,) = fig.legends, fig.axes
+    assert not legend.get_window_extent().overlaps(ax.get_window_extent())
+    assert ax.get_window_extent().width > 3 * fig.dpi

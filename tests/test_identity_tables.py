@@ -113,11 +113,13 @@ def test_the_figures_draw_one_line_per_configuration(tmp_path):
         job(tmp_path, str(i), f"target{i}", overrides, variance=1.0 + i)
     collection = collect(tmp_path)
     summary = summarize(collection.stats)
-    fig = versus_temperature(summary, "variance", "variance")
-    labels = sorted(text.get_text() for legend in fig.legends for text in legend.get_texts())
-    assert labels == [f"st task.target={t} (no temperature)" for t in ("0.1", "0.45", "0.9")]
-    lines = [line for ax in fig.axes for line in ax.get_lines() if line.get_linestyle() == "--"]
-    assert sorted(line.get_ydata()[0] for line in lines) == [1.0, 2.0, 3.0]
+    fig = versus_temperature(summary, "variance", "variance")  # one temperature (none): a forest plot
+    (ax,) = fig.axes
+    labels = [text.get_text() for text in ax.get_yticklabels()]
+    assert sorted(labels) == [f"st task.target={t}" for t in ("0.1", "0.45", "0.9")]
+    points = {labels[round(y)]: x for line in ax.get_lines() for x, y in zip(line.get_xdata(), line.get_ydata())
+              if line.get_marker() == "o"}  # fmt: skip
+    assert points == {f"st task.target={t}": v for t, v in (("0.1", 1.0), ("0.45", 2.0), ("0.9", 3.0))}
     assert len(all_figures(summary, collection.train)) == 7
 
 

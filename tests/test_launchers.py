@@ -6,7 +6,8 @@
 - ray: the launcher starts a local Ray cluster (no dashboard, 2 CPUs) and runs each job as a
   Ray task in a Ray worker process.
 
-With each, the sweep is device=cpu,cuda (2 jobs, 3 steps): the cpu job must write summary.json
+With each, the sweep is task=sequence (its straight-through estimator per token through a
+bigram policy: what the launchers carry is the same for every task) and device=cpu,cuda (2 jobs, 3 steps): the cpu job must write summary.json
 with status ok and one stats.csv row per probe into its own folder of the sweep dir; the cuda
 job must finish ok too or, where its worker has no usable GPU (CI), be recorded as failed
 while the sweep goes on; and the end-of-sweep table, printed by the parent process from the
@@ -27,7 +28,7 @@ import pytest
 
 from test_cli import discograd, job_folders, leftover_temp_files, overrides, read_csv, read_summary, steps
 
-SWEEP = ["-m", "estimator=st", "device=cpu,cuda", "steps=3", "probe.samples=50", "probe.every=0"]
+SWEEP = ["-m", "task=sequence", "task.length=3", "estimator=st", "device=cpu,cuda", "steps=3", "probe.samples=50", "probe.every=0"]
 
 # name: (modules the launcher needs, its overrides)
 LAUNCHERS = {

@@ -129,3 +129,25 @@ def test_the_conformance_kits_sequence_check_passes_the_registry(name):
 def test_the_conformance_kits_sequence_check_fails_a_broken_estimator():
     with pytest.raises(ConformanceError, match="max |z|"):
         check_on_sequences(lambda shape: UnorderedSetNoRatio(num_samples=4), N)
+
+
+def test_a_sequence_sweep_through_the_cli_writes_its_report(tmp_path):
+    """discograd -m task=sequence with a basket and budget: every job ok, one stats row per
+    probed estimator and probe against the exact reference, and the report written; an
+    estimator that cannot act on sequences is refused in one line before work."""
+    from test_cli import discograd, job_folders, read_csv, read_summary
+
+    sweep = tmp_path / "sweep"
+    result = discograd(["-m", "task=sequence", "task.length=3", "task.policy=tabular,gru", "estimator=unordered_set",
+                        "probe.estimators=[reinforce,gumbel_rao]", "budget=4", "steps=4", "probe.samples=50",
+                        "probe.every=0", "report=true", f"hydra.sweep.dir={sweep}"], tmp_path)  # fmt: skip
+    assert result.rc == 0, str(result)
+    jobs = job_folders(sweep)
+    assert len(jobs) == 2 and all(read_summary(j)["status"] == "ok" for j in jobs)
+    for job in jobs:
+        rows = read_csv(job / "stats.csv")[1]
+        assert {(r["step"], r["estimator"]) for r in rows} == {(s, e) for s in ("0", "4") for e in ("unordered_set", "reinforce", "gumbel_rao")}
+        assert {r["reference"] for r in rows} == {"exact"} and {r["evaluations"] for r in rows} == {"4"}
+    assert (sweep / "report" / "report.html").exists()
+    refused = discograd(["task=sequence", "estimator=disarm"], tmp_path)
+    assert refused.rc == 2 and "estimators for sequence:" in refused.stderr and refused.stderr.count("\n") == 1
