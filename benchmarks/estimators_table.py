@@ -29,7 +29,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import torch
 from tqdm.auto import tqdm
@@ -112,6 +112,21 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
                     for r in sorted(rows, key=lambda r: r["mse"])]  # fmt: skip
 
 
+def section(heading: str, measured: Iterable[tuple[str, dict[str, Any] | str]]) -> list[str]:
+    """A heading, the table of the (name, row) pairs measured, and those that could not run, why."""
+    rows, skipped = [], []
+    for name, row in measured:
+        (skipped.append(f"{name}: {row}") if isinstance(row, str) else rows.append(row))
+    return ["", heading, "", *table(rows)] + (["", "Not run: " + "; ".join(skipped)] if skipped else [])
+
+
+def write_page(lines: list[str], start: float, output: Path) -> None:
+    """The page with its run time, written atomically."""
+    lines = lines + ["", f"This run: {(time.perf_counter() - start) / 60:.1f} min."]
+    write_atomic(output, "\n".join(lines) + "\n")
+    print(f"wrote {output}")
+
+
 def evaluations(name: str, temperature: float) -> int:
     task = ToyQuadratic()
     families = ESTIMATORS[name].families
@@ -146,17 +161,11 @@ def main(argv: list[str] | None = None) -> None:
                  str(evaluations(name, args.temperature)), str(learned), paper(cls)]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     for task_name in TASKS:
-        rows, skipped = [], []
-        for name in tqdm(sorted(ESTIMATORS), desc=task_name):
-            row = measure(name, task_name, args.samples, args.temperature, args.budget)
-            (skipped.append(f"{name}: {row}") if isinstance(row, str) else rows.append(row))
         draws = max(2, int(args.samples * TASKS[task_name][1]))
-        lines += ["", f"## {task_name}: equal budget of {args.budget} evaluations, {draws} draws", "", *table(rows)]
-        if skipped:
-            lines += ["", "Not run: " + "; ".join(skipped)]
-    lines += ["", f"This run: {(time.perf_counter() - start) / 60:.1f} min."]
-    write_atomic(args.output, "\n".join(lines) + "\n")
-    print(f"wrote {args.output}")
+        measured = ((n, measure(n, task_name, args.samples, args.temperature, args.budget))
+                    for n in tqdm(sorted(ESTIMATORS), desc=task_name))  # fmt: skip
+        lines += section(f"## {task_name}: equal budget of {args.budget} evaluations, {draws} draws", measured)
+    write_page(lines, start, args.output)
 
 
 if __name__ == "__main__":

@@ -32,8 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from estimators import ESTIMATORS
-from estimators_table import measure_on, table
-from primitives.io import write_atomic
+from estimators_table import measure_on, section, write_page
 from primitives.sequences import SEQUENCE
 from tasks.sequence import Sequence
 
@@ -78,17 +77,11 @@ def main(argv: list[str] | None = None) -> None:
     for policy in ("tabular", "gru"):
         for point, task in (("initial policy", Sequence(policy=policy)), (f"after {args.train_steps} steps", trained(policy, args.train_steps))):
             metrics = task.evaluate()
-            rows, skipped = [], []
-            for name, knobs in tqdm(names.items(), desc=f"{policy}, {point}"):
-                row = measure_on(task, name, args.samples, args.temperature, args.budget, knobs=knobs)
-                (skipped.append(f"{name}: {row}") if isinstance(row, str) else rows.append(row))
-            lines += ["", f"## {policy} policy, {point}: E[f] = {metrics['exact_objective']:.4g}, entropy "
-                      f"{metrics['entropy']:.3g} nats", "", *table(rows)]  # fmt: skip
-            if skipped:
-                lines += ["", "Not run: " + "; ".join(skipped)]
-    lines += ["", f"This run: {(time.perf_counter() - start) / 60:.1f} min."]
-    write_atomic(args.output, "\n".join(lines) + "\n")
-    print(f"wrote {args.output}")
+            measured = ((n, measure_on(task, n, args.samples, args.temperature, args.budget, knobs=k))
+                        for n, k in tqdm(names.items(), desc=f"{policy}, {point}"))  # fmt: skip
+            lines += section(f"## {policy} policy, {point}: E[f] = {metrics['exact_objective']:.4g}, entropy "
+                             f"{metrics['entropy']:.3g} nats", measured)  # fmt: skip
+    write_page(lines, start, args.output)
 
 
 if __name__ == "__main__":
