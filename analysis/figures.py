@@ -33,7 +33,7 @@ from matplotlib.textpath import TextPath  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from analysis.schema import CONFIG_KEY  # noqa: E402
-from analysis.tables import SHOWN_AS_COLUMNS, distinguishing  # noqa: E402
+from analysis.tables import MEASURED, SHOWN_AS_COLUMNS, distinguishing  # noqa: E402
 
 # train.csv metric -> its name in words; a task's curve is the first of these its train.csv has
 METRIC_LABELS = {
@@ -125,10 +125,26 @@ def _series(frame: pd.DataFrame, hide: tuple[str, ...] = ()) -> pd.Series:
     return pd.Series([f"{e} {r}".strip() for e, r in zip(frame["estimator"], rest)], index=frame.index)
 
 
+def _pooled(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows equal in every measured value (analysis.tables.MEASURED) as one row, whose
+    overrides are those its runs share: at the first probe a sweep's basket measures the same
+    thing in every run (as basket_at_start pools it for the tables), and so do configurations
+    that differ only in a knob the estimator does not read (st at three temperatures)."""
+    key = rows[MEASURED].map(repr).agg("|".join, axis=1)
+    pooled = []
+    for _, group in rows.groupby(key, sort=False):
+        row = group.iloc[0].copy()
+        if len(group) > 1:
+            tokens = [o.replace(" | ", " ").split() for o in group["overrides"]]
+            row["overrides"] = " ".join(t for t in tokens[0] if all(t in other for other in tokens[1:]))
+        pooled.append(row)
+    return pd.DataFrame(pooled)
+
+
 def _first_step(summary: pd.DataFrame) -> pd.DataFrame:
-    """Each configuration (CONFIG_KEY) at its first probe step, with its ``series`` label and
-    its temperature as ``tau``."""
-    first = summary[summary["step"] == summary.groupby(CONFIG_KEY)["step"].transform("min")]
+    """Each configuration (CONFIG_KEY) at its first probe step, equal measurements pooled
+    (_pooled), with its ``series`` label and its temperature as ``tau``."""
+    first = _pooled(summary[summary["step"] == summary.groupby(CONFIG_KEY)["step"].transform("min")])
     return first.assign(series=_series(first), tau=_tau(first["temperature"]))
 
 

@@ -123,6 +123,19 @@ def test_the_figures_draw_one_line_per_configuration(tmp_path):
     assert len(all_figures(summary, collection.train)) == 7
 
 
+def test_the_figures_pool_equal_measurements_at_the_first_probe(tmp_path):
+    """The basket's st, probed at step 0 beside two trained estimators, measures the same in
+    both runs: one point, named by the overrides both runs share, not one per run; a third
+    run whose st differs stays apart, named by its run's overrides."""
+    for i, (trained, variance) in enumerate((("reinforce", 1.0), ("arm", 1.0), ("muprop", 2.0))):
+        overrides = [f"estimator={trained}", f"task.target={0.45 if i < 2 else 0.9}"]
+        rows = [stats_row(config_id=f"c{i}", overrides=" ".join(overrides), estimator="st", variance=variance)]
+        write_run(tmp_path / str(i), rows, [*overrides, "seed=0"])
+    summary = summarize(collect(tmp_path).stats)
+    (ax,) = versus_temperature(summary, "variance", "variance").axes
+    assert sorted(t.get_text() for t in ax.get_yticklabels()) == ["st estimator=muprop task.target=0.9", "st task.target=0.45"]
+
+
 def test_two_references_over_six_seeds_are_two_rows_of_six_seeds(tmp_path):
     """(b) -m probe.reference=exact,estimated seed=0,1,2,3,4,5: twelve runs, two rows."""
     for reference, shift in (("exact", 0.0), ("estimated", 10.0)):
