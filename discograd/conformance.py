@@ -47,8 +47,8 @@ from discograd.probe import dims, draw_estimates
 from estimators import Estimator
 from estimators.registry import construction
 from primitives.families import ALL_FAMILIES, FAMILIES
-from tasks import Task
 from primitives.sequences import SEQUENCE
+from tasks import Task
 from tasks.mrf import MRF
 from tasks.sequence import Sequence
 from tasks.toy_quadratic import ToyQuadratic

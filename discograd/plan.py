@@ -83,11 +83,11 @@ def evaluations_per_estimate(task: Task, batch: object, estimators: list[Estimat
     counts = []
     devices = [p.device for p in task.estimand().values() if p.device.type == "cuda"][:1]
     with torch.random.fork_rng(devices=devices):
+        logits = task.logits(batch)
         for estimator in estimators:
             was_training = estimator.training
             estimator.eval()
             try:
-                logits = task.logits(batch)
                 counts.append(estimator(logits, task.bind(batch, logits), task.family).evaluations)
             finally:
                 estimator.train(was_training)

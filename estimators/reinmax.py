@@ -33,6 +33,7 @@ from estimators.base import check_temperature
 from estimators.local import Local
 from primitives.families import sample, soft
 from estimators.registry import register
+from primitives.sequences import SEQUENCE
 
 
 def softmax_jacobian_proxy(logits: Tensor, probs: Tensor) -> Tensor:
@@ -44,7 +45,7 @@ def softmax_jacobian_proxy(logits: Tensor, probs: Tensor) -> Tensor:
 
 @register("reinmax")
 class ReinMax(Local):
-    families = frozenset({"categorical", "sequence"})
+    families = frozenset({"categorical", SEQUENCE})
 
     def __init__(self, temperature: float = 1.0) -> None:
         super().__init__()

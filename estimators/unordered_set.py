@@ -195,11 +195,12 @@ class UnorderedSet(Estimator):
 
     def sequences(self, policy, f: Objective) -> Estimate:
         """Family sequence: a set of k distinct sequences by stochastic beam search."""
-        k = min(self.num_samples, policy.vocab**policy.length)
+        count = policy.vocab**policy.length
+        k = min(self.num_samples, count)
         beam = stochastic_beam_search(policy, k)
         values = self.evaluate(f, beam.sequences, policy, SEQUENCE)  # [k]
         mass = torch.logsumexp(beam.log_probs, -1, keepdim=True).clamp(max=0.0)  # log p(S), [1]
-        log_outside = torch.full_like(mass, float("-inf")) if k == policy.vocab**policy.length else log1mexp(mass)
+        log_outside = torch.full_like(mass, float("-inf")) if k == count else log1mexp(mass)
         score, weighted = self.set_terms(values, log_prob(beam.sequences, policy, SEQUENCE), beam.log_probs, log_outside)
         return Estimate(score + weighted, weighted.detach(), k)
 
